@@ -84,9 +84,15 @@ int conf_clone(struct conf *dst, const struct conf *src);
 struct conf_bridge *conf_find_bridge(const struct conf *c, const char *name);
 struct conf_port *conf_find_port(const struct conf *c, const char *name);
 
-/* Edits. Each validates its arguments and returns 0, or -1 with a sentence a
- * person can act on in err (e.g. "bridge br0 does not exist"). On failure the
- * conf is unchanged. opts are KEY=VALUE strings as vswitchctl takes them. */
+/* Edits. Each validates its arguments and returns 0, or a negative errno with
+ * a sentence a person can act on in err (e.g. "bridge br0 does not exist"):
+ *   -ENOENT   a named bridge or port does not exist
+ *   -EEXIST   the name (or socket path, ifname) is already taken
+ *   -EINVAL   a bad name, unknown key, key not for this port type, bad value
+ *   -ENOTSUP  the port type is valid but not in this build
+ * On failure the conf is unchanged. opts are KEY=VALUE strings as vswitchctl
+ * takes them; "KEY=" (empty value) puts an optional key back to its default.
+ * add-port without type= makes a vhost-user port. */
 int conf_add_bridge(struct conf *c, const char *name, char *err, size_t errlen);
 int conf_del_bridge(struct conf *c, const char *name, char *err, size_t errlen);
 int conf_add_port(struct conf *c, const char *bridge, const char *name,
@@ -98,10 +104,31 @@ int conf_set_port(struct conf *c, const char *name, const char *const *opts,
 int conf_set_bridge(struct conf *c, const char *name, const char *const *opts,
                     size_t nopts, char *err, size_t errlen);
 
-/* VLAN membership helpers (used by the datapath snapshot builder too). */
+/* VLAN membership (used by the datapath snapshot builder too): may frames of
+ * VLAN vid (1..4094, or 0 = untagged VLAN 0) cross this port? access: vid is
+ * the tag; trunk: vid is in trunks (or trunks_all) or is the native VLAN. */
 bool conf_vlan_trunks(const struct conf_vlan *v, uint16_t vid);
 
-/* JSON form, as stored in the db file and shown by `show --json`. */
+/* 0, or -EINVAL and a sentence: names are 1..31 of [A-Za-z0-9_.-]. `what` is
+ * "bridge" or "port". */
+int conf_check_name(const char *what, const char *name, char *err, size_t errlen);
+
+/* "10,20,30-40" -> bitmap (VLANs 1..4094); and back, in canonical form. */
+int conf_parse_vlan_list(const char *s, uint64_t bitmap[64], char *err, size_t errlen);
+void conf_format_vlan_list(const uint64_t bitmap[64], char *buf, size_t len);
+
+/* Whole-configuration invariants (unique names, sockets and ifnames, ports on
+ * existing bridges, per-port consistency). The edit functions keep them;
+ * conf_from_json checks them. */
+int conf_validate(const struct conf *c, char *err, size_t errlen);
+
+#define CONF_SCHEMA_VERSION 1
+
+/* JSON form, as stored in the db file and shown by `show --json`:
+ * {"version":1,"bridges":[{"name":..,"ageing":..}],"ports":[{"name":..,
+ * "bridge":..,"type":.., KEY: VALUE ...}]} where a port's keys are the
+ * add-port keys (numbers as JSON integers). conf_from_json validates all of it
+ * and refuses with a sentence; c is untouched on failure. docs/protocol.md. */
 json_t *conf_to_json(const struct conf *c);
 int conf_from_json(struct conf *c, const json_t *j, char *err, size_t errlen);
 json_t *conf_port_to_json(const struct conf_port *p);

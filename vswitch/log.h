@@ -7,6 +7,8 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void log_set_level(enum log_level lvl);
 int log_level_from_name(const char *name); /* -1 if unknown */
+const char *log_level_name(enum log_level lvl);
+/* From now on lines go to syslog (facility daemon) instead of stderr. */
 void log_to_syslog(const char *ident);
 void vlog(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
