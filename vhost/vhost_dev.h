@@ -15,6 +15,7 @@
 
 #include "vhost_mem.h"
 #include "vhost_user.h"
+#include "virtio_net.h"
 #include "vring.h"
 
 /* Features this backend offers. Fixed per build: frontends refuse a backend
@@ -62,7 +63,14 @@ struct vhost_dev_ops {
      * only when it has (vswitchd: clear the ready flag, synchronize_rcu). */
     void (*quiesce)(void *opaque);
     /* The device may be used again; vhost_dev_vring_ready() tells which
-     * vrings. Also called when the link state changes. */
+     * vrings. Also called when the link state changes, i.e. whenever the set
+     * of ready vrings differs from the one at the previous resume — so it can
+     * come without a quiesce before it (a vring became ready). Sample
+     * readiness, kick_fd and call_fd here: they change only between
+     * quiesce() and resume(). quiesce() is called only while some vring was
+     * ready at the previous resume() (otherwise the datapath uses nothing);
+     * every quiesce() is followed by a resume() before the call that caused
+     * it returns. */
     void (*resume)(void *opaque);
 };
 
@@ -108,7 +116,9 @@ unsigned vhost_dev_num_vrings(const struct vhost_dev *dev);
 struct vring *vhost_dev_vring(struct vhost_dev *dev, unsigned idx);
 
 /* True when vring idx may be used by the datapath: memory mapped, size,
- * addresses and kick fd set, enabled (SET_VRING_ENABLE, or always when
+ * addresses and kick set (SET_VRING_KICK seen since the last GET_VRING_BASE;
+ * with the NOFD flag kick_fd is -1 and the ring must be polled), enabled
+ * (SET_VRING_ENABLE, or always when
  * PROTOCOL_FEATURES was not negotiated), not stopped by GET_VRING_BASE, not
  * broken, and the driver status (if the frontend sets it) has DRIVER_OK. */
 bool vhost_dev_vring_ready(const struct vhost_dev *dev, unsigned idx);
@@ -117,5 +127,14 @@ bool vhost_dev_vring_ready(const struct vhost_dev *dev, unsigned idx);
 bool vhost_dev_running(const struct vhost_dev *dev);
 
 const uint64_t *vhost_dev_errors(const struct vhost_dev *dev); /* [VHOST_DEV_ERR__COUNT] */
+
+/* The MTU: the one given at create, or the last NET_SET_MTU. */
+uint16_t vhost_dev_mtu(const struct vhost_dev *dev);
+
+/* Negotiated protocol features (0 before SET_PROTOCOL_FEATURES). */
+uint64_t vhost_dev_protocol_features(const struct vhost_dev *dev);
+
+/* Driver status from SET_STATUS (0 if the frontend never set one). */
+uint8_t vhost_dev_status(const struct vhost_dev *dev);
 
 #endif

@@ -29,8 +29,14 @@ enum vhost_net_rx_err {
 /* Copies one frame (hdr, then iov[0..iovcnt) totalling frame_len bytes) into
  * the guest's receive buffers. With mrg_rxbuf the frame may fill several
  * chains and hdr->num_buffers is set; without it, the frame must fit in one
- * chain. On failure nothing is pushed (popped chains are un-popped). Entries are
- * pushed, not flushed: call vring_flush() once per batch. */
+ * chain. On failure nothing is pushed (popped chains are un-popped), except
+ * that chains vring_pop() refused are returned to the guest empty (as
+ * vring_pop always does), together with — when such a refusal comes after
+ * chains of ours — the chains already taken for this frame, since those can
+ * no longer be un-popped. A chain too short for even the header is returned
+ * empty too (VHOST_NET_RX_BAD_DESC, counted as VRING_ERR_LEN) rather than
+ * stalling the ring. Entries are pushed, not flushed: call vring_flush() once
+ * per batch. */
 enum vhost_net_rx_err vhost_net_rx_copy(struct vring *vq, bool mrg_rxbuf,
                                         size_t hdr_len,
                                         const struct virtio_net_hdr *hdr,

@@ -60,6 +60,23 @@ struct virtio_net_hdr {
 #define VIRTIO_NET_HDR_LEN_LEGACY 10
 #define VIRTIO_NET_HDR_LEN_V1     12
 
+/* device status bits (virtio 1.2 §2.1), as in VHOST_USER_SET_STATUS */
+#define VIRTIO_CONFIG_S_ACKNOWLEDGE 1
+#define VIRTIO_CONFIG_S_DRIVER      2
+#define VIRTIO_CONFIG_S_DRIVER_OK   4
+#define VIRTIO_CONFIG_S_FEATURES_OK 8
+#define VIRTIO_CONFIG_S_FAILED      0x80
+
+/* virtio-net config space (§5.1.4), as answered to GET_CONFIG */
+struct virtio_net_config {
+    uint8_t mac[6];
+    uint16_t status;
+    uint16_t max_virtqueue_pairs;
+    uint16_t mtu;
+    uint32_t speed;
+    uint8_t duplex;
+} __attribute__((packed));
+
 /* virtio-net config status */
 #define VIRTIO_NET_S_LINK_UP 1
 

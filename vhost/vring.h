@@ -101,6 +101,8 @@ struct vring {
 
     /* datapath state */
     uint16_t last_avail_idx;       /* next avail entry we will read */
+    uint16_t shadow_avail_idx;     /* avail->idx as last read (saves re-reading
+                                      the guest's cache line per chain) */
     uint16_t last_used_idx;        /* next used entry we will write */
     uint16_t signalled_used;       /* used idx at the last interrupt */
     bool signalled_used_valid;
