@@ -68,7 +68,7 @@ int rpc_parse_request(const char *line, size_t len, struct rpc_request *req,
         *error_response = rpc_error(NULL, RPC_INVALID_REQUEST, msg);
         return -1;
     }
-    root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         snprintf(msg, sizeof msg, "the request is not valid JSON: %s at column %d",
                  jerr.text, jerr.column);
