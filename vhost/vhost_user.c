@@ -203,12 +203,25 @@ int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
         (nfds > 0 && !fds))
         return -EINVAL;
 
-    /* hdr and payload are contiguous in struct vhost_user_msg. */
+    /* not one iovec: the packed header is followed by padding in
+     * struct vhost_user_msg, not by the payload */
     len = VHOST_USER_HDR_SIZE + msg->hdr.size;
     while (sent < len) {
-        struct iovec iov = {.iov_base = (char *)msg + sent, .iov_len = len - sent};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        struct iovec iov[2];
+        struct msghdr mh = {.msg_iov = iov};
         ssize_t r;
+
+        if (sent < VHOST_USER_HDR_SIZE) {
+            iov[0].iov_base = (char *)&msg->hdr + sent;
+            iov[0].iov_len = VHOST_USER_HDR_SIZE - sent;
+            iov[1].iov_base = (void *)&msg->payload;
+            iov[1].iov_len = msg->hdr.size;
+            mh.msg_iovlen = msg->hdr.size ? 2 : 1;
+        } else {
+            iov[0].iov_base = (char *)&msg->payload + (sent - VHOST_USER_HDR_SIZE);
+            iov[0].iov_len = len - sent;
+            mh.msg_iovlen = 1;
+        }
 
         /* fds ride on the first byte only */
         if (sent == 0 && nfds > 0) {
