@@ -36,7 +36,9 @@ static void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    exit(1);
+    /* A one-shot tool: what is still allocated goes with the process. */
+    fflush(stdout);
+    _exit(1);
 }
 
 static void die_usage(const char *fmt, ...)
@@ -47,7 +49,8 @@ static void die_usage(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputs("\nTry 'vswitchctl --help' for more information.\n", stderr);
-    exit(2);
+    fflush(stdout);
+    _exit(2);
 }
 
 static void usage(void)
