@@ -519,7 +519,7 @@ class Testpmd:
     """dpdk-testpmd with the given vdevs, always under timeout, killed at cleanup.
 
     interactive=True (default): commands on stdin, `cmd()` returns the output up to
-    the next prompt. Otherwise it runs --auto-start with --stats-period 1.
+    the next prompt. wait=False returns at once (see wait_ready()). Otherwise it runs --auto-start with --stats-period 1.
 
         tp = Testpmd([virtio_user_vdev(0, sock)], forward_mode="txonly", lcores="0@1,1@1")
         tp.start(); time.sleep(2); tp.stats()[0]["tx_packets"]; tp.close()
@@ -530,7 +530,7 @@ class Testpmd:
     def __init__(self, vdevs, forward_mode="io", lcores="0@1,1@1", nb_cores=1,
                  interactive=True, huge=False, mem=1024, txpkts=64, extra_eal=(),
                  extra_app=(), max_seconds=600, name="testpmd", ready_timeout=30,
-                 wait_ports=True):
+                 wait=True):
         self.name = name
         self.prefix = f"vst{os.getpid()}_{next(_prefix_count)}"
         eal = ["--no-pci", f"--file-prefix={self.prefix}", "--iova-mode=va", "-m", str(mem),
@@ -561,10 +561,21 @@ class Testpmd:
         on_failure(self._dump_log)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if interactive:
-            self.wait_prompt(ready_timeout)
-        elif wait_ports:
-            self.wait_output("Press enter to exit", ready_timeout)
+        self.ready_timeout = ready_timeout
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=None):
+        """Wait for the first prompt (or, non-interactive, for forwarding to start).
+        A virtio-user port with server=1 blocks testpmd's start until its peer
+        connects: create such a Testpmd with wait=False, start the peer, then call
+        this."""
+        t = timeout or self.ready_timeout
+        if self.interactive:
+            self.wait_prompt(t)
+        else:
+            self.wait_output("Press enter to exit|Start automatic", t)
+        return self
 
     def _read(self):
         fd = self.p.stdout.fileno()
