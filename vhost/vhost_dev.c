@@ -136,6 +136,14 @@ static void dev_quiesce(struct vhost_dev *dev)
         dev->ops->quiesce(dev->opaque);
 }
 
+/* Before changing one vring: the datapath touches only the vrings it was
+ * told were ready, so bringing up queue pair 2 need not stop pair 1. */
+static void dev_quiesce_ring(struct vhost_dev *dev, unsigned idx)
+{
+    if (dev->announced & (1u << idx))
+        dev_quiesce(dev);
+}
+
 /* After a message: let the datapath go on, and tell it when the set of ready
  * vrings changed. One quiesce/resume pair per message at most. */
 static void dev_settle(struct vhost_dev *dev)
@@ -400,7 +408,7 @@ static int h_set_vring_num(struct vhost_dev *dev, struct vhost_user_msg *msg,
         return -1;
     if (num == 0 || num > VRING_SIZE_MAX || (num & (num - 1)))
         return dev_refuse(dev, VHOST_DEV_ERR_BAD_VALUE, msg, "vring size %u", num);
-    dev_quiesce(dev);
+    dev_quiesce_ring(dev, msg->payload.state.index);
     r->vq.size = (uint16_t)num;
     return ring_translate(dev, r, msg->payload.state.index);
 }
@@ -413,7 +421,7 @@ static int h_set_vring_addr(struct vhost_dev *dev, struct vhost_user_msg *msg,
 
     if (!r)
         return -1;
-    dev_quiesce(dev);
+    dev_quiesce_ring(dev, a->index);
     r->desc_uva = a->desc_user_addr;
     r->avail_uva = a->avail_user_addr;
     r->used_uva = a->used_user_addr;
@@ -431,7 +439,7 @@ static int h_set_vring_base(struct vhost_dev *dev, struct vhost_user_msg *msg,
         return -1;
     if (num > UINT16_MAX)
         return dev_refuse(dev, VHOST_DEV_ERR_BAD_VALUE, msg, "base %u", num);
-    dev_quiesce(dev);
+    dev_quiesce_ring(dev, msg->payload.state.index);
     r->vq.last_avail_idx = (uint16_t)num;
     r->vq.shadow_avail_idx = (uint16_t)num;
     r->vq.last_used_idx = (uint16_t)num;
@@ -451,7 +459,7 @@ static int h_get_vring_base(struct vhost_dev *dev, struct vhost_user_msg *msg,
 
     if (!r)
         return -1;
-    dev_quiesce(dev);
+    dev_quiesce_ring(dev, index);
     /* the datapath flushes per batch; this only guards a stray push */
     vring_flush(&r->vq);
     r->started = false;
@@ -469,7 +477,7 @@ static int h_set_vring_kick(struct vhost_dev *dev, struct vhost_user_msg *msg,
 
     if (!r)
         return -1;
-    dev_quiesce(dev);
+    dev_quiesce_ring(dev, (unsigned)(r - dev->vrings));
     close_fd(&r->vq.kick_fd);
     r->vq.kick_fd = fd;
     /* Starts the ring (the spec's "upon receiving a kick": every frontend
@@ -490,7 +498,7 @@ static int h_set_vring_call(struct vhost_dev *dev, struct vhost_user_msg *msg,
 
     if (!r)
         return -1;
-    dev_quiesce(dev);
+    dev_quiesce_ring(dev, (unsigned)(r - dev->vrings));
     close_fd(&r->vq.call_fd);
     r->vq.call_fd = fd;
     return 0;
@@ -548,7 +556,7 @@ static int h_set_vring_enable(struct vhost_dev *dev, struct vhost_user_msg *msg,
     if (num > 1)
         return dev_refuse(dev, VHOST_DEV_ERR_BAD_VALUE, msg, "enable %u", num);
     if (r->enabled != (num == 1)) {
-        dev_quiesce(dev);
+        dev_quiesce_ring(dev, msg->payload.state.index);
         r->enabled = num == 1;
     }
     return 0;
