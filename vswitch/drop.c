@@ -1,1 +1,27 @@
-/* placeholder */
+#include "drop.h"
+
+static const char *const drop_names[DROP__COUNT] = {
+    [DROP_RUNT] = "runt",
+    [DROP_SRC_MULTICAST] = "src_multicast",
+    [DROP_VLAN_TAGGED_ACCESS] = "vlan_tagged_on_access",
+    [DROP_VLAN_NOT_ALLOWED] = "vlan_not_allowed",
+    [DROP_VNET_HDR] = "short_vnet_header",
+    [DROP_BAD_OFFLOAD] = "bad_offload",
+    [DROP_DESC_INVALID] = "bad_descriptor",
+    [DROP_RX_ERROR] = "rx_error",
+    [DROP_SAME_PORT] = "same_port",
+    [DROP_NO_DESTINATION] = "no_destination",
+    [DROP_LINK_DOWN] = "link_down",
+    [DROP_NO_BUFFER] = "no_buffer",
+    [DROP_TOO_BIG] = "too_big_for_guest",
+    [DROP_MTU] = "mtu",
+    [DROP_GSO_UNSUPPORTED] = "gso_unsupported",
+    [DROP_TX_ERROR] = "tx_error",
+};
+
+const char *drop_reason_name(enum drop_reason r)
+{
+    if ((unsigned)r >= DROP__COUNT)
+        return "unknown";
+    return drop_names[r];
+}

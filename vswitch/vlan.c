@@ -1,1 +1,42 @@
-/* placeholder */
+#include "vlan.h"
+
+static bool trunk_carries(const struct conf_vlan *v, uint16_t vid)
+{
+    if (vid == v->native)
+        return true;
+    if (vid == 0)
+        return false; /* VLAN 0 only as the native VLAN */
+    return v->trunks_all || vlan_bit(v->trunks, vid);
+}
+
+int vlan_ingress(const struct conf_vlan *v, uint16_t tci, uint16_t *vid)
+{
+    uint16_t tagged = tci & VLAN_VID_MASK; /* priority-tagged (VID 0) = untagged */
+
+    if (v->mode == VLAN_MODE_ACCESS) {
+        if (tagged)
+            return DROP_VLAN_TAGGED_ACCESS;
+        *vid = v->tag;
+        return -1;
+    }
+    if (!tagged) {
+        *vid = v->native;
+        return -1;
+    }
+    if (tagged == VLAN_VID_MASK || !trunk_carries(v, tagged))
+        return DROP_VLAN_NOT_ALLOWED;
+    *vid = tagged;
+    return -1;
+}
+
+bool vlan_egress(const struct conf_vlan *v, uint16_t vid, uint16_t pcp, uint16_t *tci)
+{
+    if (v->mode == VLAN_MODE_ACCESS) {
+        *tci = 0;
+        return vid == v->tag;
+    }
+    if (!trunk_carries(v, vid))
+        return false;
+    *tci = vid == v->native ? 0 : (uint16_t)(pcp | vid);
+    return true;
+}

@@ -1,0 +1,31 @@
+/* Why a packet was dropped. Every drop in the datapath is counted against a
+ * port under one of these reasons; `vswitchctl port-stats` shows them by name. */
+#ifndef VSWITCH_DROP_H
+#define VSWITCH_DROP_H
+
+enum drop_reason {
+    /* ingress */
+    DROP_RUNT,              /* shorter than an Ethernet header */
+    DROP_SRC_MULTICAST,     /* source MAC is multicast */
+    DROP_VLAN_TAGGED_ACCESS,/* tagged frame on an access port */
+    DROP_VLAN_NOT_ALLOWED,  /* VLAN not in the port's trunks */
+    DROP_VNET_HDR,          /* chain shorter than the virtio-net header */
+    DROP_BAD_OFFLOAD,       /* checksum/GSO fields that do not fit the frame */
+    DROP_DESC_INVALID,      /* a guest descriptor chain was refused (see vring_*) */
+    DROP_RX_ERROR,          /* read from the port failed */
+    /* forwarding */
+    DROP_SAME_PORT,         /* destination is the port it came from */
+    DROP_NO_DESTINATION,    /* nothing in its VLAN to flood to */
+    /* egress */
+    DROP_LINK_DOWN,         /* destination not connected or not ready */
+    DROP_NO_BUFFER,         /* guest has posted no receive buffers */
+    DROP_TOO_BIG,           /* larger than the guest's buffers (no MRG_RXBUF) */
+    DROP_MTU,               /* larger than the egress MTU */
+    DROP_GSO_UNSUPPORTED,   /* super-frame the egress cannot take */
+    DROP_TX_ERROR,          /* write to the port failed */
+    DROP__COUNT
+};
+
+const char *drop_reason_name(enum drop_reason r);
+
+#endif
