@@ -33,7 +33,32 @@ struct options {
     unsigned pmd_threads;
     const char *pidfile;
     bool detach;
+    bool default_config;
 };
+
+/* The embedded default configuration (--default-config): the lab of the
+ * README, a bridge and two guests' vhost-user sockets in RUN_DIR. */
+static const char default_conf_json[] =
+    "{\"version\": 1,"
+    " \"bridges\": [{\"name\": \"br0\", \"ageing\": 300}],"
+    " \"ports\": ["
+    "  {\"name\": \"vm1\", \"bridge\": \"br0\", \"type\": \"vhost-user\"},"
+    "  {\"name\": \"vm2\", \"bridge\": \"br0\", \"type\": \"vhost-user\"}]}";
+
+static int load_default_conf(struct conf *c, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(default_conf_json, 0, &jerr);
+    int r;
+
+    if (!j) {
+        snprintf(err, errlen, "embedded default configuration: %s", jerr.text);
+        return -1;
+    }
+    r = conf_from_json(c, j, err, errlen);
+    json_decref(j);
+    return r;
+}
 
 static void usage(FILE *f)
 {
@@ -50,6 +75,9 @@ static void usage(FILE *f)
             "  --detach             run in the background once the control socket listens;\n"
             "                       logs go to syslog\n"
             "  --pidfile PATH       write the daemon's pid to PATH\n"
+            "  --default-config     when the db holds no bridge, start from the embedded\n"
+            "                       default: bridge br0 with vhost-user ports vm1, vm2\n"
+            "                       listening on RUN_DIR/vm1.sock and RUN_DIR/vm2.sock\n"
             "  --etcd URL           (not supported by this build yet)\n"
             "  --help               show this help\n"
             "  --version            show the version\n"
@@ -69,7 +97,7 @@ static void bad_usage(const char *fmt, const char *arg)
 static void parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_SOCKET = 256, OPT_DB, OPT_RUN_DIR, OPT_PMD, OPT_LOG, OPT_DETACH,
-           OPT_PIDFILE, OPT_ETCD, OPT_HELP, OPT_VERSION };
+           OPT_PIDFILE, OPT_ETCD, OPT_DEFAULT_CONFIG, OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"db", required_argument, NULL, OPT_DB},
@@ -79,6 +107,7 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"detach", no_argument, NULL, OPT_DETACH},
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"etcd", required_argument, NULL, OPT_ETCD},
+        {"default-config", no_argument, NULL, OPT_DEFAULT_CONFIG},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -123,6 +152,9 @@ static void parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_ETCD:
             etcd = true;
+            break;
+        case OPT_DEFAULT_CONFIG:
+            o->default_config = true;
             break;
         case OPT_HELP:
             usage(stdout);
@@ -255,6 +287,14 @@ int main(int argc, char **argv)
         }
     } else {
         conf_init(&conf);
+    }
+    if (o.default_config && conf.n_bridges == 0) {
+        conf_free(&conf);
+        conf_init(&conf);
+        if (load_default_conf(&conf, err, sizeof err)) {
+            fprintf(stderr, "vswitchd: %s\n", err);
+            return 1;
+        }
     }
 
     if (o.detach)
