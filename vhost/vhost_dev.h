@@ -67,10 +67,11 @@ struct vhost_dev_ops {
      * of ready vrings differs from the one at the previous resume — so it can
      * come without a quiesce before it (a vring became ready). Sample
      * readiness, kick_fd and call_fd here: they change only between
-     * quiesce() and resume(). quiesce() is called only while some vring was
-     * ready at the previous resume() (otherwise the datapath uses nothing);
-     * every quiesce() is followed by a resume() before the call that caused
-     * it returns. */
+     * quiesce() and resume(). quiesce() is called only for a change the datapath
+     * could see: memory, features or status while some vring was ready at
+     * the previous resume(), or a change to a vring that was (setting up
+     * queue pair 2 does not stop pair 1). Every quiesce() is followed by a
+     * resume() before the call that caused it returns. */
     void (*resume)(void *opaque);
 };
 

@@ -183,18 +183,7 @@ void vhost_mem_unmap(struct vhost_mem *mem)
 
 void *vhost_mem_gpa_to_hva(const struct vhost_mem *mem, uint64_t gpa, uint64_t len)
 {
-    for (uint32_t i = 0; i < mem->nregions; i++) {
-        const struct vhost_mem_region *r = &mem->regions[i];
-        uint64_t off = gpa - r->guest_phys_addr;
-
-        /* unsigned wrap makes gpa below the region a huge offset */
-        if (off < r->size) {
-            if (len == 0 || len > r->size - off)
-                return NULL;
-            return r->host_addr + off;
-        }
-    }
-    return NULL;
+    return vhost_mem_gpa_to_hva_inline(mem, gpa, len);
 }
 
 void *vhost_mem_uva_to_hva(const struct vhost_mem *mem, uint64_t uva, uint64_t len)

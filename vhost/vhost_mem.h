@@ -37,6 +37,23 @@ void vhost_mem_unmap(struct vhost_mem *mem);
  * not wholly inside one region (or len overflows). len 0 is refused. */
 void *vhost_mem_gpa_to_hva(const struct vhost_mem *mem, uint64_t gpa, uint64_t len);
 
+/* The same, inline, for the per-descriptor path of vring_pop(). */
+static inline void *vhost_mem_gpa_to_hva_inline(const struct vhost_mem *mem,
+                                                uint64_t gpa, uint64_t len)
+{
+    for (uint32_t i = 0; i < mem->nregions; i++) {
+        const struct vhost_mem_region *r = &mem->regions[i];
+        uint64_t off = gpa - r->guest_phys_addr; /* wraps when gpa is below */
+
+        if (off < r->size) {
+            if (len == 0 || len > r->size - off)
+                return (void *)0;
+            return r->host_addr + off;
+        }
+    }
+    return (void *)0;
+}
+
 /* Host pointer for frontend-virtual [uva, uva + len) (ring addresses of
  * SET_VRING_ADDR), NULL likewise. */
 void *vhost_mem_uva_to_hva(const struct vhost_mem *mem, uint64_t uva, uint64_t len);

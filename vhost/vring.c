@@ -174,7 +174,7 @@ enum vring_err vring_pop(struct vring *vq, bool want_writable, struct vring_chai
             if (unlikely(d.len == 0 || d.len % sizeof(struct vring_desc) ||
                          d.len / sizeof(struct vring_desc) > VRING_SIZE_MAX))
                 return fail_chain(vq, head, VRING_ERR_INDIRECT_SIZE);
-            ind = vhost_mem_gpa_to_hva(vq->mem, d.addr, d.len);
+            ind = vhost_mem_gpa_to_hva_inline(vq->mem, d.addr, d.len);
             if (unlikely(!ind))
                 return fail_chain(vq, head, VRING_ERR_ADDR);
             table = ind;
@@ -195,7 +195,7 @@ enum vring_err vring_pop(struct vring *vq, bool want_writable, struct vring_chai
             total += d.len;
             if (unlikely(total > UINT32_MAX))
                 return fail_chain(vq, head, VRING_ERR_LEN);
-            p = vhost_mem_gpa_to_hva(vq->mem, d.addr, d.len);
+            p = vhost_mem_gpa_to_hva_inline(vq->mem, d.addr, d.len);
             if (unlikely(!p))
                 return fail_chain(vq, head, VRING_ERR_ADDR);
             if (unlikely(nbufs == VRING_CHAIN_MAX))

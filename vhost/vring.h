@@ -128,7 +128,8 @@ uint16_t vring_avail_count(struct vring *vq);
  * ones (true). Returns VRING_OK with *c filled, VRING_EMPTY, or an error. On an
  * error whose head index was valid, the chain is returned to the guest in the
  * used ring with length 0 (the guest gets its descriptors back) and the error
- * is counted in vq->errors. A bad avail index or head marks the ring broken. */
+ * is counted in vq->errors (published at the next vring_flush). A bad avail
+ * index or head marks the ring broken. */
 enum vring_err vring_pop(struct vring *vq, bool want_writable, struct vring_chain *c);
 
 /* Puts chain `head` in the used ring with `len` bytes written. Visible to the
@@ -136,7 +137,9 @@ enum vring_err vring_pop(struct vring *vq, bool want_writable, struct vring_chai
 void vring_push(struct vring *vq, uint16_t head, uint32_t len);
 
 /* Gives back the last `n` popped chains that were not consumed (rewinds
- * last_avail_idx). Only valid before anything else is pushed for them. */
+ * last_avail_idx). Only valid before anything else is pushed for them, and
+ * not across a chain vring_pop refused (that one is already in the used
+ * ring and would be popped twice). */
 void vring_unpop(struct vring *vq, uint16_t n);
 
 /* Publishes pushed entries (used->idx, with a release barrier) and notifies the
