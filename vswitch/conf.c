@@ -215,9 +215,11 @@ bool conf_vlan_trunks(const struct conf_vlan *v, uint16_t vid)
 {
     if (v->mode == VLAN_MODE_ACCESS)
         return vid == v->tag;
+    if (vid == 0)
+        return v->native == 0 && v->trunks_all;
     if (vid == v->native)
         return true;
-    if (vid == 0 || vid > VLAN_MAX)
+    if (vid > VLAN_MAX)
         return false;
     return v->trunks_all || bit_test(v->trunks, vid);
 }

@@ -59,6 +59,7 @@ struct pmd {
     int epfd;
     uint64_t seen_gen;       /* generation the epoll set was built for */
     bool stop;
+    bool must_poll;          /* a ready queue has no wait fd */
     uint32_t now;            /* seconds, refreshed every loop */
     uint64_t loops, busy_loops, sleeps;
     struct pkt rx[PKT_BATCH];

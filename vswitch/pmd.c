@@ -27,12 +27,17 @@ struct wait_ref {
     bool is_eventfd;
 };
 
+/* A queue without a wait fd (a frontend that kicks with NOFD) must be polled:
+ * then the PMD naps instead of sleeping. */
+#define PMD_NAP_MS 1
+
 static void pmd_build_epoll(struct pmd *pmd, const struct dp_snapshot *s,
-                            struct wait_ref *refs, unsigned *nrefs)
+                            struct wait_ref *refs, unsigned *nrefs, bool *must_poll)
 {
     struct epoll_event ev;
     unsigned n = 0;
 
+    *must_poll = false;
     if (pmd->epfd >= 0)
         close(pmd->epfd);
     pmd->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -50,8 +55,10 @@ static void pmd_build_epoll(struct pmd *pmd, const struct dp_snapshot *s,
         if (!__atomic_load_n(&p->rxq_ready[rq->q], __ATOMIC_ACQUIRE))
             continue;
         fd = p->ops->wait_fd(p, rq->q, &is_ev);
-        if (fd < 0)
+        if (fd < 0) {
+            *must_poll = true;
             continue;
+        }
         refs[n].fd = fd;
         refs[n].is_eventfd = is_ev;
         ev.data.ptr = &refs[n];
@@ -101,7 +108,7 @@ static void pmd_sleep(struct pmd *pmd, struct wait_ref *refs, unsigned *nrefs)
     int n;
 
     if (gen != pmd->seen_gen) {
-        pmd_build_epoll(pmd, s, refs, nrefs);
+        pmd_build_epoll(pmd, s, refs, nrefs, &pmd->must_poll);
         pmd->seen_gen = gen;
     }
     set_notify_all(s, pmd->id, true);
@@ -111,7 +118,7 @@ static void pmd_sleep(struct pmd *pmd, struct wait_ref *refs, unsigned *nrefs)
     }
     pmd->sleeps++;
     rcu_thread_offline();
-    n = epoll_wait(pmd->epfd, evs, 64, PMD_SLEEP_MS);
+    n = epoll_wait(pmd->epfd, evs, 64, pmd->must_poll ? PMD_NAP_MS : PMD_SLEEP_MS);
     rcu_thread_online();
     for (int i = 0; i < n; i++) {
         struct wait_ref *r = evs[i].data.ptr;

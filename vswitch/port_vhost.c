@@ -352,13 +352,15 @@ static int vp_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
     uint64_t bytes = 0;
     int n = 0;
 
+    if (vq->broken)
+        return 0;
     while (n < max) {
         struct pkt *pk = &pkts[n];
         enum vring_err e = vring_pop(vq, false, &rq->chain);
         int nframe, flen;
         uint16_t tci;
 
-        if (e == VRING_EMPTY)
+        if (e == VRING_EMPTY || e == VRING_ERR_NOT_READY)
             break;
         if (e != VRING_OK) {
             port_count_drop(p, DROP_DESC_INVALID, 1);

@@ -1,11 +1,14 @@
 #include "vlan.h"
 
+/* As in Open vSwitch: a trunk with no trunks= list carries every VLAN and its
+ * untagged frames are VLAN 0; a trunk with a list carries only those (and its
+ * native VLAN), so untagged frames are dropped unless native= is set. */
 static bool trunk_carries(const struct conf_vlan *v, uint16_t vid)
 {
+    if (vid == 0)
+        return v->native == 0 && v->trunks_all;
     if (vid == v->native)
         return true;
-    if (vid == 0)
-        return false; /* VLAN 0 only as the native VLAN */
     return v->trunks_all || vlan_bit(v->trunks, vid);
 }
 
@@ -20,6 +23,8 @@ int vlan_ingress(const struct conf_vlan *v, uint16_t tci, uint16_t *vid)
         return -1;
     }
     if (!tagged) {
+        if (!trunk_carries(v, v->native))
+            return DROP_VLAN_NOT_ALLOWED;
         *vid = v->native;
         return -1;
     }

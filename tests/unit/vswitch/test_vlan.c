@@ -66,14 +66,13 @@ static void test_trunk_list(void **state)
     assert_int_equal(vid, 20);
     assert_int_equal(vlan_ingress(&v, 30, &vid), DROP_VLAN_NOT_ALLOWED);
     assert_int_equal(vlan_ingress(&v, 4095, &vid), DROP_VLAN_NOT_ALLOWED);
-    /* untagged: native VLAN 0 */
-    assert_int_equal(vlan_ingress(&v, 0, &vid), -1);
-    assert_int_equal(vid, 0);
+    /* a trunk with a list and no native VLAN takes no untagged frames (OVS) */
+    assert_int_equal(vlan_ingress(&v, 0, &vid), DROP_VLAN_NOT_ALLOWED);
+    assert_int_equal(vlan_ingress(&v, 0x2000, &vid), DROP_VLAN_NOT_ALLOWED);
     assert_true(vlan_egress(&v, 20, 0x6000, &tci));
     assert_int_equal(tci, 0x6000 | 20);
     assert_false(vlan_egress(&v, 30, 0, &tci));
-    assert_true(vlan_egress(&v, 0, 0, &tci));
-    assert_int_equal(tci, 0);
+    assert_false(vlan_egress(&v, 0, 0, &tci));
 }
 
 static void test_trunk_native(void **state)
