@@ -32,6 +32,27 @@ def log(msg):
     print(f"[loopback {time.monotonic() - h._T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
+def ensure_hugepages(n2m):
+    """At least n2m 2 MiB hugepages and a hugetlbfs mount; restored at cleanup."""
+    with open("/proc/mounts") as f:
+        if not any(ln.split()[2] == "hugetlbfs" for ln in f if len(ln.split()) > 2):
+            os.makedirs("/dev/hugepages", exist_ok=True)
+            h.sh(["mount", "-t", "hugetlbfs", "none", "/dev/hugepages"])
+            h.at_cleanup(lambda: subprocess.run(["umount", "/dev/hugepages"], timeout=10),
+                         "umount hugetlbfs")
+    path = "/proc/sys/vm/nr_hugepages"
+    with open(path) as f:
+        before = int(f.read())
+    if before < n2m:
+        with open(path, "w") as f:
+            f.write(str(n2m))
+
+        def restore():
+            with open(path, "w") as f:
+                f.write(str(before))
+        h.at_cleanup(restore, "restore nr_hugepages")
+
+
 # ---------------------------------------------------------------- middles
 
 
@@ -97,20 +118,30 @@ class Ovs:
                           f"{self.dir}/ovsdb-server.ctl"], "ovsdb-server", env=self.env)
         h.wait_for(lambda: os.path.exists(self.sock), 10, "ovsdb-server socket")
         self.vsctl("--no-wait", "init")
+        # OVS adds --in-memory, which DPDK refuses with --no-huge: OVS needs hugepages.
+        ensure_hugepages(1024)
+        extra = "--no-pci --file-prefix=vsbovs --iova-mode=va --single-file-segments"
         self.vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
-                   'other_config:dpdk-extra="--no-pci --file-prefix=vsbovs --iova-mode=va"',
-                   "other_config:dpdk-socket-mem=1024",
+                   f'other_config:dpdk-extra="{extra}"', "other_config:dpdk-socket-mem=1024",
                    f"other_config:pmd-cpu-mask={1 << MID_CPU:#x}")
         self.vswitchd = h.Proc(["taskset", "-c", str(MID_CPU), self.DPDK_BIN,
                                 f"unix:{self.sock}", f"--pidfile={self.dir}/ovs-vswitchd.pid",
                                 "--unixctl", f"{self.dir}/ovs-vswitchd.ctl",
                                 f"--log-file={self.dir}/ovs-vswitchd.log"],
                                "ovs-vswitchd", env=self.env)
-        self.vsctl("--timeout=60", "add-br", "br0", "--", "set", "bridge", "br0",
-                   "datapath_type=netdev", timeout=70)
-        for i, s in enumerate((a, b)):
-            self.vsctl("add-port", "br0", f"vu{i}", "--", "set", "Interface", f"vu{i}",
-                       "type=dpdkvhostuserclient", f"options:vhost-server-path={s}")
+        try:
+            self.vsctl("--timeout=60", "add-br", "br0", "--", "set", "bridge", "br0",
+                       "datapath_type=netdev", timeout=70)
+            for i, s in enumerate((a, b)):
+                self.vsctl("add-port", "br0", f"vu{i}", "--", "set", "Interface", f"vu{i}",
+                           "type=dpdkvhostuserclient", f"options:vhost-server-path={s}")
+        except h.Fail as e:
+            try:
+                with open(f"{self.dir}/ovs-vswitchd.log", errors="replace") as f:
+                    tail = "".join(f.readlines()[-15:])
+            except OSError:
+                tail = self.vswitchd.tail(15)
+            raise h.Fail(f"{str(e).splitlines()[0]}\novs-vswitchd log:\n{tail}")
 
     def vsctl(self, *a, timeout=30):
         return h.sh(["ovs-vsctl", f"--db=unix:{self.sock}"] + list(a), timeout=timeout)
@@ -143,8 +174,9 @@ def measure(middle, args):
         gen = h.Testpmd(vdevs, forward_mode="io", lcores=f"0@{GEN_CPU},1@{GEN_CPU}",
                         huge=args.huge, name="generator", wait=not middle.frontend_server)
         if middle.frontend_server:
-            h.wait_for(lambda: os.path.exists(a) and os.path.exists(b), 20,
-                       "generator's sockets")
+            # virtio-user server=1 blocks until its client comes before it creates the
+            # next port's socket: the middle must connect to a, then b appears.
+            h.wait_for(lambda: os.path.exists(a), 20, "generator's first socket")
             middle.start(a, b, args)
             gen.wait_ready(60)
         h.wait_for(middle.connected, 20, f"{middle.name} connected")
@@ -177,10 +209,13 @@ def main():
     ap.add_argument("--huge", action="store_true",
                     help="hugepages (--in-memory --single-file-segments) instead of --no-huge")
     ap.add_argument("--json", action="store_true", help="print JSON on stdout")
+    ap.add_argument("-v", "--verbose", action="store_true", help="full errors of failed runs")
     args = ap.parse_args()
 
     if os.geteuid() != 0:
         sys.exit("loopback.py: run as root")
+    if args.only and "ovs" in args.only.split(","):
+        args.ovs = True
     middles = [Ceiling(), VswitchdMiddle()]
     if args.ovs:
         if Ovs.available():
@@ -204,6 +239,8 @@ def main():
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 errors[m.name].append(first)
                 log(f"round {r + 1}: {m.name:9s} FAILED: {first}")
+                if args.verbose:
+                    log(str(e))
             results[m.name].append(mpps)
             h.cleanup()
 
