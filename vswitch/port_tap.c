@@ -24,6 +24,7 @@ struct tap {
     int fd;
     char ifname[IFNAMSIZ];
     uint8_t *bufs[PKT_BATCH];
+    bool tx_error_logged;
 };
 
 static int if_ioctl(unsigned long req, struct ifreq *ifr)
@@ -203,7 +204,15 @@ void port_tap_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *
         iov[0].iov_len = VIRTIO_NET_HDR_LEN_V1;
         niov = 1 + pkt_gather(pkts[i], tcis[i], tag, iov + 1);
         if (writev(t->fd, iov, niov) < 0) {
-            port_count_drop(p, errno == EAGAIN ? DROP_NO_BUFFER : DROP_TX_ERROR, 1);
+            if (errno == EAGAIN || errno == EIO) {
+                /* queue full, or the interface is down (EIO) */
+                port_count_drop(p, errno == EIO ? DROP_LINK_DOWN : DROP_NO_BUFFER, 1);
+                continue;
+            }
+            port_count_drop(p, DROP_TX_ERROR, 1);
+            if (!t->tx_error_logged) /* once per port: the counter tells the rest */
+                log_warn("tap %s: transmit failed: %s", t->ifname, strerror(errno));
+            t->tx_error_logged = true;
             continue;
         }
         sent++;
