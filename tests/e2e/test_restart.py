@@ -61,6 +61,17 @@ def test():
     st = sw.ctl("show")["bridges"][0]["ports"]
     h.check(all(p["status"]["link"] == "up" for p in st), f"links: {st}")
 
+    # Idle with guests attached, the PMD sleeps on the kick eventfds.
+    def cpu_seconds(pid):
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    time.sleep(1)
+    c0, t0 = cpu_seconds(sw.proc.pid), time.monotonic()
+    time.sleep(5)
+    idle = (cpu_seconds(sw.proc.pid) - c0) / (time.monotonic() - t0) * 100
+    h.check(idle < 2.0, f"idle vswitchd with two guests used {idle:.1f}% of a core")
+    h.step(f"idle with two guests attached: {idle:.2f}% of a core")
+
     # a damaged db: refused with a message naming the file; bytes unchanged
     sw.stop()
     with open(sw.db, "rb") as f:
