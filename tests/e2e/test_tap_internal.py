@@ -43,7 +43,9 @@ def test():
     h.step(f"iperf3 A -> B: {float(m.group(1)) / 1000:.2f} Gbit/s, "
            f"{big:.0f} bytes per packet on t1")
     h.check(big > 1600, f"no super-frames crossed (avg {big:.0f} B): offloads lost")
-    h.check(st["t1"]["drops_total"] == 0, f"drops on t1: {st['t1']['drops']}")
+    # link_down: frames the host sent before the tap came up in B
+    bad = {k: v for k, v in st["t1"]["drops"].items() if v and k != "link_down"}
+    h.check(not bad, f"drops on t1: {bad}")
     srv.stop()
 
     # set-port: put t1 in VLAN 30, host0 stays in VLAN 0: no more reachability
