@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""The lab (run by scripts/lab.sh): vswitchd with --db none, bridge br0 with vhost-user
-ports vm1 and vm2, two QEMU guests on them (10.0.10.1 and 10.0.10.2), ping, iperf3,
+"""The lab (run by scripts/lab.sh): vswitchd on its embedded default configuration
+(--db none --default-config: bridge br0 with vhost-user ports vm1 and vm2 listening
+in its run dir), two QEMU guests on them (10.0.10.1 and 10.0.10.2), ping, iperf3,
 `vswitchctl show` and `port-stats`. Everything is removed at the end."""
 import argparse
 import os
@@ -14,19 +15,10 @@ import harness as h  # noqa: E402
 
 def lab(args):
     h.require_root()
-    sw = h.Vswitchd(db="none", pmd_threads=1)
-    h.step(f"vswitchd up: control socket {sw.socket}, run dir {sw.run_dir}")
-    brs = sw.ctl("list-br") or []
-    names = [b if isinstance(b, str) else b.get("name") for b in
-             (brs.get("bridges", []) if isinstance(brs, dict) else brs)]
-    if "br0" in names:
-        h.step("br0 exists (built-in lab configuration)")
-    else:
-        h.step("configuring: add-br br0; add-port br0 vm1|vm2 type=vhost-user mode=server")
-        sw.ctl("add-br", "br0")
-        for p in ("vm1", "vm2"):
-            sw.ctl("add-port", "br0", p, "type=vhost-user", "mode=server",
-                   f"socket={sw.port_socket(p)}")
+    sw = h.Vswitchd(db="none", pmd_threads=1, extra=["--default-config"])
+    h.step(f"vswitchd up on its default configuration: control socket {sw.socket}, "
+           f"run dir {sw.run_dir}")
+    h.check(sw.ctl("list-ports", "br0") == ["vm1", "vm2"], "default configuration")
     for p in ("vm1", "vm2"):
         h.wait_for(lambda: os.path.exists(sw.port_socket(p)), 10, f"{p}'s socket")
     g = [h.QemuGuest(nics=[dict(socket=sw.port_socket(f"vm{i}"), mac=h.mac(i))],
