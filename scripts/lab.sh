@@ -10,5 +10,5 @@ scripts/deps.sh
 echo "[lab] build"
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null || { ninja -C build | tail -30; exit 1; }
-tests/e2e/guest/mkguest.sh
+vmm/guest/mkguest.sh
 exec /usr/bin/python3 scripts/lab.py "$@"

@@ -43,7 +43,7 @@ BUILD = os.environ.get("VSWITCH_BUILD", os.path.join(ROOT, "build"))
 VSWITCHD = os.path.join(BUILD, "vswitch", "vswitchd")
 VSWITCHCTL = os.path.join(BUILD, "ctl", "vswitchctl")
 GUEST_DIR = os.environ.get("VSWITCH_GUEST", os.path.join(BUILD, "guest"))
-MKGUEST = os.path.join(ROOT, "tests", "e2e", "guest", "mkguest.sh")
+MKGUEST = os.path.join(ROOT, "vmm", "guest", "mkguest.sh")
 PYTHON = "/usr/bin/python3"  # the system python, which has scapy
 TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
 QEMU = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
@@ -691,7 +691,7 @@ class QemuGuest:
     nics: list of dicts: socket (path), mac, server (QEMU creates the socket and
     vswitchd connects as client; default False: QEMU connects, reconnect=1).
     Kernel command line gets vs.ip/vs.mac/vs.vlan/vs.gw/vs.dhcp for eth0.
-    Command protocol: see tests/e2e/guest/init.sh (ttyS1 via a unix socket).
+    Command protocol: see vmm/guest/init.sh (ttyS1 via a unix socket).
     """
 
     def __init__(self, nics, ip=None, vlan=None, gw=None, dhcp=False, mtu=None, mem=256,

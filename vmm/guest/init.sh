@@ -1,11 +1,16 @@
 #!/bin/sh
-# /init of the e2e lab guest (busybox). Kernel command line:
+# /init of the lab guest (busybox). Kernel command line:
 #   vs.ip=CIDR  vs.mac=MAC  vs.vlan=N  vs.gw=IP  vs.dhcp=1  vs.mtu=N  vs.hostname=NAME
+#   vs.run=BASE64   a sh command, run once networking is set up; its output goes to the
+#                   console, then "@@VS-RUN-END <rc>@@"
+#   vs.poweroff=1   power off after vs.run (else: serve commands as below)
+# The first line /init writes to the console is "@@VS-INIT@@" (boot-time marker).
 # ttyS0 is the console (log). ttyS1 carries the command protocol:
 #   guest -> host  "@@VS-READY@@"                        once, when networking is set up
 #   host  -> guest "RUN <id> <timeout-s> <base64 of a sh command>"
 #   guest -> host  "@@VS-OUT <id>@@" <stdout+stderr> "@@VS-END <id> <rc>@@"
 # A command that outlives its timeout is killed (rc 137). stdin is /dev/null.
+echo "@@VS-INIT@@"
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -27,6 +32,8 @@ for w in $(cat /proc/cmdline); do
     vs.dhcp=*) DHCP=${w#vs.dhcp=} ;;
     vs.mtu=*) MTU=${w#vs.mtu=} ;;
     vs.hostname=*) hostname "${w#vs.hostname=}" ;;
+    vs.run=*) RUN=${w#vs.run=} ;;
+    vs.poweroff=*) POWEROFF=${w#vs.poweroff=} ;;
     esac
 done
 
@@ -70,6 +77,17 @@ EOS
     log "net: $DEV ip=${IP:-none} vlan=${VLAN:-none} dhcp=${DHCP:-0} mac=$(cat /sys/class/net/eth0/address)"
 else
     log "net: no eth0"
+fi
+
+if [ -n "$RUN" ]; then
+    echo "$RUN" | base64 -d > /tmp/run.sh 2>/dev/null || log "vs.run: bad base64"
+    log "vs.run: $(head -c 200 /tmp/run.sh | tr '\n' ';')"
+    sh -c '. /etc/agent.rc; . /tmp/run.sh' </dev/null 2>&1
+    echo "@@VS-RUN-END $?@@"
+fi
+if [ "$POWEROFF" = 1 ]; then
+    log "powering off"
+    poweroff -f
 fi
 
 # The command agent. Restarted if it ever dies; init itself never exits.

@@ -3,13 +3,13 @@
 # virtio-net modules, iperf3 (and tcpdump), and an /init that configures eth0 from
 # the kernel command line and then serves commands on ttyS1 (see init.sh).
 #
-# Usage: tests/e2e/guest/mkguest.sh [OUTDIR]     (default: build/guest)
+# Usage: vmm/guest/mkguest.sh [OUTDIR]     (default: build/guest)
 # Output: OUTDIR/vmlinuz, OUTDIR/vmlinux (PVH entry, boots faster; when lz4 is there),
 #         OUTDIR/initrd.gz, OUTDIR/kernel-version. Skips work that is up to date.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${1:-$ROOT/build/guest}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
