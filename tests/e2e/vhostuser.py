@@ -30,6 +30,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import time
 
 # ---------------------------------------------------------------- protocol constants
@@ -112,6 +113,10 @@ DEFAULT_FEATURES = (bit(F_VERSION_1) | bit(F_MRG_RXBUF) | bit(F_INDIRECT_DESC)
 DEFAULT_PROTOCOL = bit(PF_MQ) | bit(PF_REPLY_ACK) | bit(PF_STATUS)
 
 
+if sys.byteorder != "little":
+    raise ImportError("vhostuser.py writes the rings in native byte order: little-endian only")
+
+
 class ProtocolError(Exception):
     """The backend answered wrongly, refused something, or went away."""
 
@@ -184,11 +189,15 @@ class Memory:
     def read(self, off, n):
         return bytes(self.mm[off:off + n])
 
+    # Ring indexes are shared with the backend while it runs: they must be one
+    # 16-bit load/store. struct's "<H" moves them a byte at a time (a backend can
+    # see 0x0000 between 0x00ff and 0x0100); the native "H" is one memcpy of 2
+    # bytes, i.e. one store. Native is little-endian here (checked at import).
     def u16(self, off):
-        return struct.unpack_from("<H", self.mm, off)[0]
+        return struct.unpack_from("H", self.mm, off)[0]
 
     def set_u16(self, off, v):
-        struct.pack_into("<H", self.mm, off, v & 0xFFFF)
+        struct.pack_into("H", self.mm, off, v & 0xFFFF)
 
     def close(self):
         try:
@@ -268,7 +277,7 @@ class Vring:
         idx = self.used_idx()
         while self.last_used != idx:
             e = self.used + 4 + 8 * (self.last_used % self.num)
-            out.append(struct.unpack_from("<II", self.mem.mm, e))
+            out.append(struct.unpack_from("II", self.mem.mm, e))
             self.last_used = (self.last_used + 1) & 0xFFFF
         return out
 
@@ -478,9 +487,9 @@ class Frontend:
         return struct.unpack("<Q", p)[0]
 
     # -- setup
-    def setup(self, enable=True):
-        """The whole handshake, in DPDK virtio-user's order. Leaves the queue pair
-        running."""
+    def negotiate(self):
+        """The first part of setup(): SET_OWNER, features, protocol features
+        (so that REPLY_ACK is on for what follows)."""
         self.request(SET_OWNER, ack=False)
         offered = self.get_u64(GET_FEATURES)
         self.features = self.want_features & offered
@@ -490,6 +499,12 @@ class Frontend:
             pf = self.want_protocol & offered_p
             self.request(SET_PROTOCOL_FEATURES, u64(pf), ack=False)
             self.protocol_features = pf
+        return self
+
+    def setup(self, enable=True):
+        """The whole handshake, in DPDK virtio-user's order. Leaves the queue pair
+        running."""
+        self.negotiate()
         for vq in (self.rx, self.tx):
             self.request(SET_VRING_CALL, u64(vq.index), [vq.call_fd])
         self.request(SET_FEATURES, u64(self.features))
