@@ -164,6 +164,7 @@ class Memory:
         self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
         os.ftruncate(self.fd, size)
         self.mm = mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._u16 = memoryview(self.mm).cast("H")
         self._next = 0
 
     def alloc(self, size, align=64):
@@ -189,18 +190,20 @@ class Memory:
     def read(self, off, n):
         return bytes(self.mm[off:off + n])
 
-    # Ring indexes are shared with the backend while it runs: they must be one
-    # 16-bit load/store. struct's "<H" moves them a byte at a time (a backend can
-    # see 0x0000 between 0x00ff and 0x0100); the native "H" is one memcpy of 2
-    # bytes, i.e. one store. Native is little-endian here (checked at import).
+    # Ring indexes are shared with the backend while it runs: each must be one
+    # 16-bit load/store. struct.pack_into() zero-fills its target before it
+    # packs (a backend then reads idx = 0 in between: an "avail index jump"),
+    # and "<H" moves a byte at a time; an item of a memoryview cast to "H" is
+    # one 2-byte store. Native order is little-endian here (checked at import).
     def u16(self, off):
-        return struct.unpack_from("H", self.mm, off)[0]
+        return self._u16[off >> 1]
 
     def set_u16(self, off, v):
-        struct.pack_into("H", self.mm, off, v & 0xFFFF)
+        self._u16[off >> 1] = v & 0xFFFF
 
     def close(self):
         try:
+            self._u16.release()
             self.mm.close()
         except (BufferError, ValueError):
             pass
