@@ -4,6 +4,7 @@
 #   vs.run=BASE64   a sh command, run once networking is set up; its output goes to the
 #                   console, then "@@VS-RUN-END <rc>@@"
 #   vs.poweroff=1   power off after vs.run (else: serve commands as below)
+#   vs.nonet=1      no NIC expected: do not wait for eth0 (e.g. the nested-KVM host)
 # The first line /init writes to the console is "@@VS-INIT@@" (boot-time marker).
 # ttyS0 is the console (log). ttyS1 carries the command protocol:
 #   guest -> host  "@@VS-READY@@"                        once, when networking is set up
@@ -34,6 +35,7 @@ for w in $(cat /proc/cmdline); do
     vs.hostname=*) hostname "${w#vs.hostname=}" ;;
     vs.run=*) RUN=${w#vs.run=} ;;
     vs.poweroff=*) POWEROFF=${w#vs.poweroff=} ;;
+    vs.nonet=*) NONET=${w#vs.nonet=} ;;
     esac
 done
 
@@ -44,6 +46,7 @@ done
 log "modules loaded"
 ip link set lo up
 i=0
+[ "$NONET" = 1 ] && i=100
 while [ ! -d /sys/class/net/eth0 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
 DEV=eth0
 if [ -d /sys/class/net/eth0 ]; then
