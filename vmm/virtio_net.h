@@ -56,8 +56,10 @@ void virtio_net_destroy(struct virtio_net_dev *dev);
 #define VIRTIO_NET_FIRST_WAIT_MS 3000
 
 bool virtio_net_link_up(const struct virtio_net_dev *dev);
+/* The PCI function (tests, the API's introspection). */
+struct pci_dev *virtio_pci_dev_of(struct virtio_net_dev *dev);
 /* {"socket", "mode", "mac", "link": "up"|"down", "connected", "driver_ok",
- *  "features" (negotiated, hex), "reconnects"} — the API's status. Takes
+ *  "features" (negotiated, hex), "connects", "pci_slot"} — the API's status. Takes
  *  vm_lock. The caller owns the reference. */
 json_t *virtio_net_status_json(struct virtio_net_dev *dev);
 
