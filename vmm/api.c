@@ -145,7 +145,7 @@ static void conn_free(struct api_conn *c)
 
 static void conn_send(struct api_conn *c, json_t *resp)
 {
-    char *text = json_dumps(resp, JSON_COMPACT);
+    char *text = json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(9));
     if (text) {
         bufferevent_write(c->bev, text, strlen(text));
         bufferevent_write(c->bev, "\n", 1);
