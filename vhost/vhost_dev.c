@@ -41,6 +41,7 @@ struct vhost_dev {
     struct vhost_mem mem;
     struct dev_vring vrings[VHOST_DEV_MAX_VRINGS];
 
+    struct vhost_user_reader rd; /* a message arriving in pieces */
     bool quiesced;
     uint32_t announced; /* ready vrings at the last resume() */
     uint64_t errors[VHOST_DEV_ERR__COUNT];
@@ -744,7 +745,13 @@ int vhost_dev_handle_msg(struct vhost_dev *dev, int sock)
     bool need_reply, ack_before, send_it = false;
     int r, ret = 0;
 
-    r = vhost_user_recv(sock, &msg);
+    r = vhost_user_recv_nb(sock, &dev->rd);
+    if (r == -EAGAIN)
+        return 0; /* the rest of the message has not arrived yet */
+    if (r == 1) {
+        msg = dev->rd.msg; /* the fds move with it */
+        vhost_user_reader_init(&dev->rd);
+    }
     if (r == 0) {
         dev_log(dev, 2, "frontend closed the connection");
         return -1;
@@ -822,6 +829,7 @@ struct vhost_dev *vhost_dev_create(const char *name, unsigned max_queue_pairs,
     dev->mtu = mtu;
     dev->ops = ops;
     dev->opaque = opaque;
+    vhost_user_reader_init(&dev->rd);
     for (unsigned i = 0; i < VHOST_DEV_MAX_VRINGS; i++) {
         dev->vrings[i].vq.kick_fd = -1;
         dev->vrings[i].vq.call_fd = -1;
@@ -831,8 +839,21 @@ struct vhost_dev *vhost_dev_create(const char *name, unsigned max_queue_pairs,
     return dev;
 }
 
+bool vhost_dev_owns_addr(const struct vhost_dev *dev, const void *addr)
+{
+    const uint8_t *a = addr;
+
+    for (uint32_t i = 0; i < dev->mem.nregions; i++) {
+        const uint8_t *base = dev->mem.regions[i].mmap_addr;
+        if (a >= base && a < base + dev->mem.regions[i].mmap_size)
+            return true;
+    }
+    return false;
+}
+
 void vhost_dev_disconnect(struct vhost_dev *dev)
 {
+    vhost_user_reader_reset(&dev->rd);
     dev_reset(dev, false);
     dev_settle(dev);
 }

@@ -127,6 +127,10 @@ bool vhost_dev_vring_ready(const struct vhost_dev *dev, unsigned idx);
 /* True while at least vrings 0 and 1 are ready. */
 bool vhost_dev_running(const struct vhost_dev *dev);
 
+/* Whether addr lies in this device's mapping of guest memory (to attribute a
+ * fault). Safe from the datapath while the device is not quiesced. */
+bool vhost_dev_owns_addr(const struct vhost_dev *dev, const void *addr);
+
 const uint64_t *vhost_dev_errors(const struct vhost_dev *dev); /* [VHOST_DEV_ERR__COUNT] */
 
 /* The MTU: the one given at create, or the last NET_SET_MTU. */

@@ -190,6 +190,96 @@ fail:
     return err;
 }
 
+void vhost_user_reader_init(struct vhost_user_reader *rd)
+{
+    rd->got = 0;
+    rd->msg.nfds = 0;
+    for (int i = 0; i < VHOST_USER_MAX_FDS; i++)
+        rd->msg.fds[i] = -1;
+}
+
+void vhost_user_reader_reset(struct vhost_user_reader *rd)
+{
+    vhost_user_close_fds(&rd->msg);
+    vhost_user_reader_init(rd);
+}
+
+int vhost_user_recv_nb(int sock, struct vhost_user_reader *rd)
+{
+    union {
+        char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct vhost_user_msg *msg = &rd->msg;
+
+    for (;;) {
+        size_t want;
+        char *dst;
+        struct iovec iov;
+        struct msghdr mh = {
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = control.buf,
+            .msg_controllen = sizeof(control.buf),
+        };
+        ssize_t r;
+        int err = 0;
+
+        if (rd->got < VHOST_USER_HDR_SIZE) {
+            dst = (char *)&msg->hdr + rd->got;
+            want = VHOST_USER_HDR_SIZE - rd->got;
+        } else {
+            if (msg->hdr.size > sizeof(msg->payload)) {
+                vhost_user_reader_reset(rd);
+                return -EMSGSIZE;
+            }
+            want = VHOST_USER_HDR_SIZE + msg->hdr.size - rd->got;
+            if (want == 0)
+                return 1;
+            dst = (char *)&msg->payload + (rd->got - VHOST_USER_HDR_SIZE);
+        }
+        iov.iov_base = dst;
+        iov.iov_len = want;
+        r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return -EAGAIN;
+            err = -errno;
+            vhost_user_reader_reset(rd);
+            return err;
+        }
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            const unsigned char *data = CMSG_DATA(cm);
+            for (size_t i = 0; i < n; i++) {
+                int fd;
+                memcpy(&fd, data + i * sizeof(int), sizeof(int));
+                if (msg->nfds < VHOST_USER_MAX_FDS) {
+                    msg->fds[msg->nfds++] = fd;
+                } else {
+                    close(fd);
+                    err = -EMSGSIZE;
+                }
+            }
+        }
+        if (mh.msg_flags & MSG_CTRUNC)
+            err = -EMSGSIZE;
+        if (!err && r == 0)
+            err = rd->got == 0 && msg->nfds == 0 ? 0 : -EPROTO;
+        if (err || r == 0) {
+            vhost_user_reader_reset(rd);
+            return err;
+        }
+        rd->got += (size_t)r;
+        if (rd->got == VHOST_USER_HDR_SIZE && msg->hdr.size == 0)
+            return 1;
+    }
+}
+
 int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
                     int nfds)
 {

@@ -137,6 +137,26 @@ struct vhost_user_msg {
  * message, short read, too many fds). On error every received fd is closed. */
 int vhost_user_recv(int sock, struct vhost_user_msg *msg);
 
+/* A message being received in pieces. An event loop must not wait for a slow
+ * (or hostile) peer to finish a message: it reads what is there, keeps the
+ * piece here, and goes back to its other sockets. */
+struct vhost_user_reader {
+    struct vhost_user_msg msg;
+    size_t got; /* header + payload bytes received so far */
+};
+
+void vhost_user_reader_init(struct vhost_user_reader *rd);
+/* Drops a partial message, closing any fds it carried. */
+void vhost_user_reader_reset(struct vhost_user_reader *rd);
+
+/* Reads without blocking (the socket should be non-blocking; MSG_DONTWAIT is
+ * used either way). Returns 1 when rd->msg holds a whole message — the caller
+ * takes it, fds included, and calls vhost_user_reader_init before the next
+ * read; -EAGAIN when more bytes are needed; 0 when the peer closed between
+ * messages; other -errno on a framing error (as vhost_user_recv; the partial
+ * message's fds are closed). */
+int vhost_user_recv_nb(int sock, struct vhost_user_reader *rd);
+
 /* Sends a message with optional fds. Returns 0 or -errno. */
 int vhost_user_send(int sock, const struct vhost_user_msg *msg, const int *fds,
                     int nfds);

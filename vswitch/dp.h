@@ -62,6 +62,10 @@ struct pmd {
     bool must_poll;          /* a ready queue has no wait fd */
     uint32_t now;            /* seconds, refreshed every loop */
     uint64_t loops, busy_loops, sleeps;
+    /* what is in flight, for recovery from a guest memory fault */
+    struct port *cur_port;
+    unsigned cur_q;
+    int cur_n;
     struct pkt rx[PKT_BATCH];
     uint16_t touched[PORT_MAX];
     unsigned n_touched;

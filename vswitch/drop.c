@@ -2,6 +2,7 @@
 
 static const char *const drop_names[DROP__COUNT] = {
     [DROP_RUNT] = "runt",
+    [DROP_OVERSIZED] = "oversized",
     [DROP_SRC_MULTICAST] = "src_multicast",
     [DROP_VLAN_TAGGED_ACCESS] = "vlan_tagged_on_access",
     [DROP_VLAN_NOT_ALLOWED] = "vlan_not_allowed",
@@ -17,6 +18,7 @@ static const char *const drop_names[DROP__COUNT] = {
     [DROP_MTU] = "mtu",
     [DROP_GSO_UNSUPPORTED] = "gso_unsupported",
     [DROP_TX_ERROR] = "tx_error",
+    [DROP_GUEST_FAULT] = "guest_memory_fault",
 };
 
 const char *drop_reason_name(enum drop_reason r)

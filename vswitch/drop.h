@@ -6,6 +6,7 @@
 enum drop_reason {
     /* ingress */
     DROP_RUNT,              /* shorter than an Ethernet header */
+    DROP_OVERSIZED,         /* longer than any frame can be (64 KiB + headers) */
     DROP_SRC_MULTICAST,     /* source MAC is multicast */
     DROP_VLAN_TAGGED_ACCESS,/* tagged frame on an access port */
     DROP_VLAN_NOT_ALLOWED,  /* VLAN not in the port's trunks */
@@ -23,6 +24,7 @@ enum drop_reason {
     DROP_MTU,               /* larger than the egress MTU */
     DROP_GSO_UNSUPPORTED,   /* super-frame the egress cannot take */
     DROP_TX_ERROR,          /* write to the port failed */
+    DROP_GUEST_FAULT,       /* guest memory vanished under the copy (SIGBUS) */
     DROP__COUNT
 };
 

@@ -29,6 +29,10 @@
 #define ETH_TYPE_IPV6 0x86dd
 #define ETH_TYPE_ARP 0x0806
 
+/* The longest frame a port accepts: a 64 KiB TSO super-frame with its
+ * Ethernet header and a VLAN tag. */
+#define PKT_FRAME_MAX (65535 + ETH_HLEN + VLAN_HLEN)
+
 /* iovecs needed to transmit one packet: head split around the tag + segments */
 #define PKT_IOV_MAX (PKT_SEGS_MAX + 3)
 

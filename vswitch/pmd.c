@@ -4,6 +4,7 @@
  * idle switch costs almost no CPU. RCU QSBR: a quiescent state every loop,
  * offline while asleep. */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,6 +16,7 @@
 
 #include "dp.h"
 #include "fdb.h"
+#include "guest_fault.h"
 #include "log.h"
 
 /* Empty polls before sleeping: long enough that a busy guest never waits on a
@@ -132,13 +134,50 @@ static void pmd_sleep(struct pmd *pmd, struct wait_ref *refs, unsigned *nrefs)
     set_notify_all(s, pmd->id, false);
 }
 
+/* A guarded access to guest memory faulted (a frontend truncated the file it
+ * shared): find whose memory it was, take that port out and drop its
+ * frontend, and finish the batch in flight for everyone else. */
+static void pmd_guest_fault(struct pmd *pmd, const struct dp_snapshot *s)
+{
+    void *addr = guest_guard.addr;
+    struct port *culprit = NULL;
+    struct port *src = pmd->cur_port;
+
+    guest_guard_recover();
+    for (unsigned i = 0; s && i < pmd->n_touched; i++)
+        pmd->txq[pmd->touched[i]].n = 0;
+    pmd->n_touched = 0;
+    for (unsigned i = 0; s && i < s->n_ports && !culprit; i++) {
+        struct port *p = s->ports[i].port;
+        if (p->ops->owns_addr && p->ops->owns_addr(p, addr))
+            culprit = p;
+    }
+    if (!culprit) {
+        /* not guest memory: a bug of ours, not the guest's */
+        log_err("pmd%u: SIGBUS at %p outside guest memory", pmd->id, addr);
+        abort();
+    }
+    port_count_drop(culprit, DROP_GUEST_FAULT, pmd->cur_n > 0 ? (uint64_t)pmd->cur_n : 1);
+    culprit->ops->fault(culprit);
+    if (src && src != culprit && pmd->cur_n > 0 && src->ops->rx_done) {
+        /* give the sender its buffers back; its memory is fine */
+        if (GUEST_GUARD_ENTER() == 0)
+            src->ops->rx_done(src, pmd->cur_q, pmd->rx, pmd->cur_n);
+        else
+            guest_guard_recover();
+        guest_guard_leave();
+    }
+    pmd->cur_port = NULL;
+    pmd->cur_n = 0;
+}
+
 static void *pmd_main(void *arg)
 {
     struct pmd *pmd = arg;
     /* wait fds referenced by epoll; rebuilt with the epoll set */
     static __thread struct wait_ref refs[PORT_MAX * 2];
     unsigned nrefs = 0;
-    unsigned idle = 0;
+    volatile unsigned idle = 0; /* these survive a guest-fault jump */
     char name[16];
 
     snprintf(name, sizeof(name), "pmd%u", pmd->id);
@@ -147,24 +186,33 @@ static void *pmd_main(void *arg)
 
     while (!__atomic_load_n(&pmd->stop, __ATOMIC_ACQUIRE)) {
         struct dp_snapshot *s = switch_snapshot(pmd->sw);
-        unsigned work = 0;
+        volatile unsigned work = 0; /* survives a guest-fault jump */
 
         pmd->now = fdb_now();
         pmd->loops++;
-        for (unsigned i = 0; s && i < s->n_rxqs[pmd->id]; i++) {
+        for (volatile unsigned i = 0; s && i < s->n_rxqs[pmd->id]; i++) {
             struct port *p = s->rxqs[pmd->id][i].port;
             unsigned q = s->rxqs[pmd->id][i].q;
             int n;
 
             if (!__atomic_load_n(&p->rxq_ready[q], __ATOMIC_ACQUIRE))
                 continue;
-            n = p->ops->rx_burst(p, q, pmd->rx, PKT_BATCH);
-            if (n <= 0)
+            pmd->cur_port = p;
+            pmd->cur_q = q;
+            pmd->cur_n = 0;
+            if (GUEST_GUARD_ENTER()) {
+                pmd_guest_fault(pmd, s);
                 continue;
-            bridge_input(pmd, s, p, pmd->rx, n);
-            if (p->ops->rx_done)
-                p->ops->rx_done(p, q, pmd->rx, n);
-            work += n;
+            }
+            n = p->ops->rx_burst(p, q, pmd->rx, PKT_BATCH);
+            pmd->cur_n = n;
+            if (n > 0) {
+                bridge_input(pmd, s, p, pmd->rx, n);
+                if (p->ops->rx_done)
+                    p->ops->rx_done(p, q, pmd->rx, n);
+                work += n;
+            }
+            guest_guard_leave();
         }
         rcu_quiescent_state();
         if (work) {
@@ -175,7 +223,14 @@ static void *pmd_main(void *arg)
         if (++idle < PMD_IDLE_POLLS)
             continue;
         idle = 0;
+        pmd->cur_port = NULL;
+        pmd->cur_n = 0;
+        if (GUEST_GUARD_ENTER()) {
+            pmd_guest_fault(pmd, switch_snapshot(pmd->sw));
+            continue;
+        }
         pmd_sleep(pmd, refs, &nrefs);
+        guest_guard_leave();
         rcu_quiescent_state();
     }
     if (pmd->epfd >= 0)

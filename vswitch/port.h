@@ -62,6 +62,11 @@ struct port_ops {
     void (*set_notify)(struct port *p, unsigned q, bool enable);
     /* Whether queue q has work right now (checked after set_notify(true)). */
     bool (*rx_pending)(struct port *p, unsigned q);
+    /* Guest memory (types that map a frontend's memory): whether addr is in
+     * it, and, called on a PMD thread after an access to it faulted, take
+     * the port out of the datapath and drop its frontend (see guest_fault.h). */
+    bool (*owns_addr)(struct port *p, const void *addr);
+    void (*fault)(struct port *p);
     /* Runtime state for `show`: link, connection, features. */
     json_t *(*status)(struct port *p);
 };

@@ -4,6 +4,7 @@
  * side moves frames between the guest's rings and the switch: a guest's TX
  * queue (vring 2q+1) is our receive queue q; we transmit into its RX queue 0. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "guest_fault.h"
 #include "log.h"
 #include "port.h"
 #include "vhost_dev.h"
@@ -36,6 +38,8 @@ struct vhost_port {
     int conn_fd;
     struct event *conn_ev;
     struct event *retry_ev;
+    struct event *fault_ev;    /* a PMD saw this guest's memory vanish */
+    bool faulted;              /* until the frontend is dropped: stay out */
     bool retry_logged;
     pthread_spinlock_t tx_lock;
     /* set while quiesced, read by the datapath */
@@ -73,7 +77,8 @@ static void vp_resume(void *opaque)
     struct vhost_port *vp = opaque;
     struct port *p = vp->port;
     uint64_t f = vhost_dev_features(vp->dev);
-    bool running = vhost_dev_running(vp->dev);
+    bool running = vhost_dev_running(vp->dev) && !__atomic_load_n(&vp->faulted,
+                                                                   __ATOMIC_ACQUIRE);
 
     vp->hdr_len = vhost_dev_hdr_len(vp->dev);
     vp->mrg_rxbuf = f & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
@@ -99,6 +104,11 @@ static void vp_schedule_retry(struct vhost_port *vp);
 
 static void vp_disconnect(struct vhost_port *vp)
 {
+    if (GUEST_GUARD_ENTER()) {
+        /* cannot happen (a reset does not touch guest memory); be safe */
+        guest_guard_recover();
+        log_err("port %s: guest memory fault while disconnecting", vp->port->name);
+    }
     if (vp->conn_ev) {
         event_free(vp->conn_ev);
         vp->conn_ev = NULL;
@@ -109,6 +119,8 @@ static void vp_disconnect(struct vhost_port *vp)
         vp->conn_fd = -1;
         log_info("port %s: frontend disconnected", vp->port->name);
     }
+    guest_guard_leave();
+    __atomic_store_n(&vp->faulted, false, __ATOMIC_RELEASE);
     vp_resume(vp);
     if (vp->client)
         vp_schedule_retry(vp);
@@ -117,10 +129,35 @@ static void vp_disconnect(struct vhost_port *vp)
 static void vp_on_msg(evutil_socket_t fd, short what, void *arg)
 {
     struct vhost_port *vp = arg;
+    int r;
 
     (void)what;
-    if (vhost_dev_handle_msg(vp->dev, fd) < 0)
+    /* handlers read and write the rings (used->idx): guard them too */
+    if (GUEST_GUARD_ENTER()) {
+        guest_guard_recover();
+        log_err("port %s: guest memory vanished under a vhost-user request "
+                "(the frontend truncated what it shared); dropping the frontend",
+                vp->port->name);
+        port_count_drop(vp->port, DROP_GUEST_FAULT, 1);
         vp_disconnect(vp);
+        return;
+    }
+    r = vhost_dev_handle_msg(vp->dev, fd);
+    guest_guard_leave();
+    if (r < 0)
+        vp_disconnect(vp);
+}
+
+/* On the control thread, after a PMD's fault (vp_fault). */
+static void vp_on_fault(evutil_socket_t unused, short what, void *arg)
+{
+    struct vhost_port *vp = arg;
+
+    (void)unused;
+    (void)what;
+    log_err("port %s: guest memory vanished under the datapath (the frontend "
+            "truncated what it shared); dropping the frontend", vp->port->name);
+    vp_disconnect(vp);
 }
 
 static int vp_attach(struct vhost_port *vp, int fd)
@@ -139,7 +176,7 @@ static int vp_attach(struct vhost_port *vp, int fd)
 static void vp_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct vhost_port *vp = arg;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
     (void)what;
     if (fd < 0)
@@ -188,6 +225,7 @@ static void vp_try_connect(evutil_socket_t unused, short what, void *arg)
         return;
     }
     vp->retry_logged = false;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* a slow frontend must not stall us */
     vp_attach(vp, fd);
 }
 
@@ -269,6 +307,8 @@ static void vp_free(struct vhost_port *vp)
     }
     if (vp->retry_ev)
         event_free(vp->retry_ev);
+    if (vp->fault_ev)
+        event_free(vp->fault_ev);
     pthread_spin_destroy(&vp->tx_lock);
     free(vp);
 }
@@ -307,7 +347,8 @@ static int vp_open(struct port *p, const struct conf_port *c, const struct port_
                                (uint16_t)(c->mtu ? c->mtu : CONF_MTU_DEFAULT),
                                &vp_dev_ops, vp);
     vp->retry_ev = event_new(env->base, -1, 0, vp_try_connect, vp);
-    if (!vp->dev || !vp->retry_ev) {
+    vp->fault_ev = event_new(env->base, -1, 0, vp_on_fault, vp);
+    if (!vp->dev || !vp->retry_ev || !vp->fault_ev) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -366,6 +407,11 @@ static int vp_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
             port_count_drop(p, DROP_DESC_INVALID, 1);
             if (vq->broken)
                 break;
+            continue;
+        }
+        if (rq->chain.len > PKT_FRAME_MAX + vp->hdr_len) {
+            port_count_drop(p, DROP_OVERSIZED, 1);
+            vring_push(vq, rq->chain.head, 0);
             continue;
         }
         flen = vhost_net_tx_split(&rq->chain, vp->hdr_len, &pk->vnet, rq->frame,
@@ -430,6 +476,7 @@ static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t 
     int sent = 0;
 
     pthread_spin_lock(&vp->tx_lock);
+    guest_guard.held = &vp->tx_lock;
     for (int i = 0; i < n; i++) {
         struct pkt *pk = pkts[i];
         struct iovec iov[PKT_IOV_MAX];
@@ -466,6 +513,7 @@ static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t 
     }
     if (sent)
         vring_flush(vq);
+    guest_guard.held = NULL;
     pthread_spin_unlock(&vp->tx_lock);
     if (sent)
         port_count_tx(p, sent, bytes);
@@ -491,6 +539,26 @@ static bool vp_rx_pending(struct port *p, unsigned q)
     struct vhost_port *vp = p->priv;
 
     return vring_avail_count(vhost_dev_vring(vp->dev, 2 * q + 1)) != 0;
+}
+
+static bool vp_owns_addr(struct port *p, const void *addr)
+{
+    struct vhost_port *vp = p->priv;
+
+    return vp && vhost_dev_owns_addr(vp->dev, addr);
+}
+
+/* On a PMD thread: stop using the port at once; the control thread drops the
+ * frontend (event_active is thread-safe with libevent's pthreads locking). */
+static void vp_fault(struct port *p)
+{
+    struct vhost_port *vp = p->priv;
+
+    __atomic_store_n(&vp->faulted, true, __ATOMIC_RELEASE);
+    for (unsigned q = 0; q < PORT_RXQ_MAX; q++)
+        __atomic_store_n(&p->rxq_ready[q], false, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->tx_ready, false, __ATOMIC_RELEASE);
+    event_active(vp->fault_ev, EV_TIMEOUT, 1);
 }
 
 static json_t *vp_status(struct port *p)
@@ -549,6 +617,8 @@ const struct port_ops port_vhost_ops = {
     .wait_fd = vp_wait_fd,
     .set_notify = vp_set_notify,
     .rx_pending = vp_rx_pending,
+    .owns_addr = vp_owns_addr,
+    .fault = vp_fault,
     .status = vp_status,
 };
 

@@ -9,6 +9,7 @@
 #include <urcu-qsbr.h>
 
 #include "dp.h"
+#include "guest_fault.h"
 #include "log.h"
 #include "switch.h"
 
@@ -96,6 +97,7 @@ struct vswitch *switch_create(struct event_base *base, const struct switch_optio
         return NULL;
     if (n > PMD_MAX)
         n = PMD_MAX;
+    guest_fault_install();
     sw->base = base;
     snprintf(sw->run_dir, sizeof(sw->run_dir), "%s", o->run_dir ? o->run_dir : ".");
     conf_init(&sw->conf);

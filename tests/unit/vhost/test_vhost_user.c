@@ -266,6 +266,98 @@ static void test_request_names(void **state)
         assert_string_not_equal(vhost_user_request_name(i), "UNKNOWN");
 }
 
+/* A message dribbled in one byte at a time: the non-blocking reader never
+ * waits, keeps the fds that came with the first byte, and completes once. */
+static void test_nb_byte_at_a_time(void **state)
+{
+    struct pair *p = *state;
+    struct vhost_user_reader rd;
+    uint8_t wire[VHOST_USER_HDR_SIZE + 8];
+    struct vhost_user_hdr hdr = {.request = VHOST_USER_SET_VRING_CALL,
+                                 .flags = VHOST_USER_VERSION, .size = 8};
+    uint64_t idx = 1;
+    int efd = eventfd(0, EFD_CLOEXEC);
+
+    memcpy(wire, &hdr, sizeof(hdr));
+    memcpy(wire + sizeof(hdr), &idx, 8);
+    vhost_user_reader_init(&rd);
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), -EAGAIN);
+    for (size_t i = 0; i < sizeof(wire); i++) {
+        send_raw(p->front, wire + i, 1, i == 0 ? &efd : NULL, i == 0);
+        int r = vhost_user_recv_nb(p->back, &rd);
+        if (i + 1 < sizeof(wire))
+            assert_int_equal(r, -EAGAIN);
+        else
+            assert_int_equal(r, 1);
+    }
+    assert_int_equal(rd.msg.hdr.request, VHOST_USER_SET_VRING_CALL);
+    assert_int_equal(rd.msg.payload.u64, 1);
+    assert_int_equal(rd.msg.nfds, 1);
+    vhost_user_close_fds(&rd.msg);
+    vhost_user_reader_init(&rd);
+    close(efd);
+}
+
+/* Two messages in one write are taken one at a time, never mixed. */
+static void test_nb_two_in_one_write(void **state)
+{
+    struct pair *p = *state;
+    struct vhost_user_reader rd;
+    struct vhost_user_hdr h1 = {.request = VHOST_USER_GET_FEATURES,
+                                .flags = VHOST_USER_VERSION};
+    struct vhost_user_hdr h2 = {.request = VHOST_USER_SET_OWNER,
+                                .flags = VHOST_USER_VERSION};
+    uint8_t wire[2 * VHOST_USER_HDR_SIZE];
+
+    memcpy(wire, &h1, sizeof(h1));
+    memcpy(wire + sizeof(h1), &h2, sizeof(h2));
+    send_raw(p->front, wire, sizeof(wire), NULL, 0);
+    vhost_user_reader_init(&rd);
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), 1);
+    assert_int_equal(rd.msg.hdr.request, VHOST_USER_GET_FEATURES);
+    vhost_user_reader_init(&rd);
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), 1);
+    assert_int_equal(rd.msg.hdr.request, VHOST_USER_SET_OWNER);
+    vhost_user_reader_init(&rd);
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), -EAGAIN);
+}
+
+/* Closed mid-message: a framing error, and the fds already taken are closed. */
+static void test_nb_closed_midway(void **state)
+{
+    struct pair *p = *state;
+    struct vhost_user_reader rd;
+    struct vhost_user_hdr hdr = {.request = VHOST_USER_SET_MEM_TABLE,
+                                 .flags = VHOST_USER_VERSION, .size = 40};
+    int efd = eventfd(0, EFD_CLOEXEC);
+    int before;
+
+    send_raw(p->front, &hdr, sizeof(hdr), &efd, 1);
+    close(efd);
+    vhost_user_reader_init(&rd);
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), -EAGAIN);
+    assert_int_equal(rd.msg.nfds, 1);
+    before = rd.msg.fds[0];
+    close(p->front);
+    p->front = -1;
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), -EPROTO);
+    assert_int_equal(rd.msg.nfds, 0);
+    assert_int_equal(fcntl(before, F_GETFD), -1); /* closed */
+}
+
+/* An oversized size field is refused as soon as the header is in. */
+static void test_nb_oversized(void **state)
+{
+    struct pair *p = *state;
+    struct vhost_user_reader rd;
+    struct vhost_user_hdr hdr = {.request = VHOST_USER_SET_MEM_TABLE,
+                                 .flags = VHOST_USER_VERSION, .size = 0x10000};
+
+    send_raw(p->front, &hdr, sizeof(hdr), NULL, 0);
+    vhost_user_reader_init(&rd);
+    assert_int_equal(vhost_user_recv_nb(p->back, &rd), -EMSGSIZE);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -281,6 +373,10 @@ int main(void)
         T(test_max_fds_ok),
         T(test_payload_arrives_late),
         T(test_send_rejects),
+        T(test_nb_byte_at_a_time),
+        T(test_nb_two_in_one_write),
+        T(test_nb_closed_midway),
+        T(test_nb_oversized),
         cmocka_unit_test(test_request_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
