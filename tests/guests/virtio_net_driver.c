@@ -6,7 +6,9 @@
  * counting the RX MSI-X interrupts in the IDT handler.
  *
  * Command line: count=N (frames, default 256), batch=B (default 32),
- * timeout=S (seconds, default 20). Markers for the e2e test's exit count:
+ * timeout=S (seconds, default 20), reconnect=1 (after the first round wait
+ * for the link to go down and up again — the switch restarting — then run a
+ * second round, settle=S seconds after the link is back, default 3). Markers for the e2e test's exit count:
  * "mark start" / "mark idle" / "mark done" (same length), each followed by
  * a quiet second. Ends with "virtio_net_driver passed" or "... FAILED". */
 #include "guest.h"
@@ -55,6 +57,8 @@ static uint8_t txbuf[QSZ][HDR + FRAME] __attribute__((aligned(64)));
 static uint64_t common, isr, devcfg, notify_base, msix_table;
 static uint32_t notify_mult;
 static volatile unsigned rx_irqs, cfg_irqs, ticks;
+static unsigned tx_inflight;
+static unsigned long tx_next;
 
 /* ---- PCI */
 static uint32_t cfg32(unsigned slot, unsigned reg)
@@ -223,6 +227,61 @@ static unsigned rx_reap(const uint8_t *mac, unsigned *swapped)
     return got;
 }
 
+struct round {
+    unsigned long sent, received;
+    unsigned swapped, irqs, ticks, lost_rounds;
+};
+
+/* Sends count frames in batches, each batch waited for on RX (interrupts
+ * wake the wait; timer ticks bound it). */
+static struct round traffic(unsigned long count, unsigned long batch, const uint8_t *mac,
+                            unsigned budget)
+{
+    struct round r = {0};
+    unsigned start = ticks, irqs0 = rx_irqs, limit = ticks + budget;
+
+    while (r.sent < count && ticks < limit) {
+        unsigned n = (unsigned)(count - r.sent < batch ? count - r.sent : batch);
+        tx_inflight = tx_reap(tx_inflight);
+        while (tx_inflight + n > QSZ && ticks < limit) { /* TX has no interrupt */
+            cpu_relax();
+            tx_inflight = tx_reap(tx_inflight);
+        }
+        if (tx_inflight + n > QSZ)
+            break;
+        for (unsigned i = 0; i < n; i++) {
+            uint16_t id = (uint16_t)(tx_next++ % QSZ);
+            txbuf[id][HDR + 14] = (uint8_t)(r.sent + i);
+            txq.avail.ring[txq.avail.idx % QSZ] = id;
+            barrier();
+            txq.avail.idx++;
+        }
+        tx_inflight += n;
+        mmio_write16(txq.notify, 1);
+        r.sent += n;
+        unsigned got = 0, deadline = ticks + 100;
+        irq_disable();
+        while (got < n && ticks < deadline) {
+            got += rx_reap(mac, &r.swapped);
+            if (got < n)
+                wait_for_irq();
+        }
+        irq_enable();
+        r.received += got;
+        if (got < n)
+            r.lost_rounds++;
+    }
+    r.irqs = rx_irqs - irqs0;
+    r.ticks = ticks - start;
+    return r;
+}
+
+static void report(const char *what, const struct round *r)
+{
+    printf("%s: sent %lu received %lu swapped %u rx_irqs %u ticks %u lost_rounds %u\n", what,
+           r->sent, r->received, r->swapped, r->irqs, r->ticks, r->lost_rounds);
+}
+
 int guest_main(void)
 {
     unsigned slot;
@@ -307,51 +366,33 @@ int guest_main(void)
     quiet_seconds(1);
     puts("mark idle \n");
     quiet_seconds(1);
-
-    unsigned long sent = 0, received = 0;
-    unsigned swapped = 0, inflight = 0, rounds_lost = 0;
-    unsigned start_ticks = ticks, irqs0 = rx_irqs;
-    irq_enable();
-    while (sent < count && ticks < until + 100 * (unsigned)timeout) {
-        unsigned n = (unsigned)(count - sent < batch ? count - sent : batch);
-        inflight = tx_reap(inflight);
-        for (unsigned i = 0; i < n; i++) {
-            uint16_t id = (uint16_t)((sent + i) % QSZ);
-            txbuf[id][HDR + 14] = (uint8_t)(sent + i);
-            txq.avail.ring[txq.avail.idx % QSZ] = id;
-            barrier();
-            txq.avail.idx++;
-        }
-        inflight += n;
-        mmio_write16(txq.notify, 1);
-        sent += n;
-        /* the batch comes back: interrupts wake us; a tick bounds the wait */
-        unsigned want = n, got = 0, deadline = ticks + 100;
-        while (got < want && ticks < deadline) {
-            irq_disable();
-            got += rx_reap(mac, &swapped);
-            if (got >= want) {
-                irq_enable();
-                break;
-            }
-            wait_for_irq();
-            irq_enable();
-        }
-        received += got;
-        if (got < want)
-            rounds_lost++;
-    }
-    irq_disable();
-    unsigned elapsed = ticks - start_ticks;
-    unsigned irqs = rx_irqs - irqs0;
+    struct round r1 = traffic(count, batch, mac, 100 * (unsigned)timeout);
     puts("mark done \n");
     quiet_seconds(1);
+    report("round 1", &r1);
+    bool ok = r1.sent == count && r1.received == count && r1.irqs > 0;
+
+    if (cmdline_uint("reconnect", 0)) {
+        /* the switch goes away and comes back; this driver is not restarted */
+        puts("waiting for link down\n");
+        unsigned cfg0 = cfg_irqs;
+        until = ticks + 100 * (unsigned)timeout;
+        while ((mmio_read16(devcfg + 6) & 1) && ticks < until)
+            wait_for_irq();
+        bool down = !(mmio_read16(devcfg + 6) & 1);
+        printf("link %s, config irqs %u\n", down ? "down" : "still up", cfg_irqs - cfg0);
+        until = ticks + 100 * (unsigned)timeout;
+        while (!(mmio_read16(devcfg + 6) & 1) && ticks < until)
+            wait_for_irq();
+        bool up = mmio_read16(devcfg + 6) & 1;
+        printf("link %s again, config irqs %u\n", up ? "up" : "not up", cfg_irqs - cfg0);
+        quiet_seconds((unsigned)cmdline_uint("settle", 3)); /* the switch's other ports */
+        struct round r2 = traffic(count, batch, mac, 100 * (unsigned)timeout);
+        report("round 2", &r2);
+        ok = ok && down && up && cfg_irqs - cfg0 >= 2 && r2.sent == count &&
+             r2.received == count;
+    }
     timer_stop();
-    printf("sent %lu received %lu swapped %u rx_irqs %u config_irqs %u ticks %u lost_rounds %u\n",
-           sent, received, swapped, irqs, cfg_irqs, elapsed, rounds_lost);
-    if (sent == count && received == count && irqs > 0)
-        puts("virtio_net_driver passed\n");
-    else
-        puts("virtio_net_driver FAILED\n");
+    puts(ok ? "virtio_net_driver passed\n" : "virtio_net_driver FAILED\n");
     return 0;
 }
