@@ -22,8 +22,10 @@
 #include "boot.h"
 #include "config.h"
 #include "mptable.h"
+#include "pci.h"
 #include "platform.h"
 #include "serial.h"
+#include "virtio_net.h"
 #include "vm.h"
 
 #define VMM_MAX_NICS 8
@@ -53,6 +55,8 @@ struct vmm {
     struct event_base *base;
     struct vm *vm;
     struct serial *serial;
+    struct pci_bus *pci;
+    struct virtio_net_dev *net[VMM_MAX_NICS];
     struct api_server *api;
     struct event *stdin_ev, *sigint_ev, *sigterm_ev;
     int console_fd;
@@ -326,14 +330,11 @@ static json_t *api_status(void *opaque)
     vm_get_stats(v->vm, &st);
     json_t *nics = json_array();
     for (unsigned i = 0; i < v->nnics; i++) {
-        const uint8_t *m = v->nics[i].mac;
-        char mac[18];
-        snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
-                 m[4], m[5]);
-        json_array_append_new(nics, json_pack("{s:i, s:s, s:s, s:s, s:s}", "id", (int)i,
-                                              "mac", mac, "socket", v->nics[i].socket,
-                                              "mode", v->nics[i].server ? "server" : "client",
-                                              "link", "down"));
+        json_t *n = v->net[i] ? virtio_net_status_json(v->net[i]) : NULL;
+        if (n) {
+            json_object_set_new(n, "id", json_integer(i));
+            json_array_append_new(nics, n);
+        }
     }
     return json_pack("{s:s, s:i, s:I, s:f, s:I, s:o}", "state",
                      vm_paused(v->vm) ? "paused" : "running", "vcpus", (int)v->ncpus,
@@ -449,13 +450,25 @@ out:
     return rc;
 }
 
-static int create_nics(struct vmm *v)
+/* The PCI host bridge is always there; one virtio-net function per --net. */
+static int create_devices(struct vmm *v)
 {
-    if (!v->nnics)
-        return 0;
-    /* The virtio-net device (vmm/virtio_net.c) is not built yet. */
-    fprintf(stderr, "vmm: --net: virtio-net not built yet\n");
-    return -1;
+    char err[256];
+    v->pci = pci_bus_create(v->vm);
+    if (!v->pci) {
+        fprintf(stderr, "vmm: cannot create the PCI bus\n");
+        return -1;
+    }
+    for (unsigned i = 0; i < v->nnics; i++) {
+        struct nic_config *n = &v->nics[i];
+        v->net[i] = virtio_net_create(v->vm, v->pci, n->socket, n->mac, n->server, err,
+                                      sizeof(err));
+        if (!v->net[i]) {
+            fprintf(stderr, "vmm: --net socket=%s: %s\n", n->socket, err);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -489,7 +502,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vmm: cannot set up the legacy devices\n");
         goto out;
     }
-    if (create_nics(&v) < 0)
+    if (create_devices(&v) < 0)
         goto out;
     if (v.api_socket) {
         struct api_ops ops = {api_status, api_pause, api_resume, api_stop, &v};
@@ -524,6 +537,9 @@ out:
         event_free(v.sigint_ev);
     if (v.sigterm_ev)
         event_free(v.sigterm_ev);
+    for (unsigned i = 0; i < v.nnics; i++)
+        virtio_net_destroy(v.net[i]);
+    pci_bus_destroy(v.pci);
     serial_destroy(v.serial);
     vm_destroy(v.vm);
     if (v.console_fd > STDERR_FILENO)
