@@ -215,4 +215,5 @@ def test():
     peer.close()
 
 
-h.main(test)
+if __name__ == "__main__":
+    h.main(test)

@@ -8,7 +8,8 @@
  * Command line: count=N (frames, default 256), batch=B (default 32),
  * timeout=S (seconds, default 20), reconnect=1 (after the first round wait
  * for the link to go down and up again — the switch restarting — then run a
- * second round, settle=S seconds after the link is back, default 3). Markers for the e2e test's exit count:
+ * second round, settle=S seconds after the link is back, default 3),
+ * delay=S (seconds between link up and the first round, default 0). Markers for the e2e test's exit count:
  * "mark start" / "mark idle" / "mark done" (same length), each followed by
  * a quiet second. Ends with "virtio_net_driver passed" or "... FAILED". */
 #include "guest.h"
@@ -350,6 +351,7 @@ int guest_main(void)
         return 0;
     }
     puts("link up\n");
+    quiet_seconds((unsigned)cmdline_uint("delay", 0)); /* the peer behind the switch */
 
     /* TX frames: header zero (no offloads), then dst peer, src us, type, seq */
     for (unsigned i = 0; i < QSZ; i++) {
