@@ -23,6 +23,7 @@ import harness as h
 
 VMM = os.path.join(h.BUILD, "vmm", "vmm")
 DRIVER = os.path.join(h.BUILD, "tests", "guests", "virtio_net_driver.elf")
+PCI_ENUM = os.path.join(h.BUILD, "tests", "guests", "pci_enum.elf")
 FRAMES = int(os.environ.get("VMM_NET_FRAMES", "2000"))
 MAC = "52:54:00:00:00:01"
 
@@ -155,6 +156,19 @@ def test():
     sw.ctl("add-port", "br0", "p2", "type=vhost-user", "mode=client", f"socket={peer_sock}")
     peer.wait_ready()
     peer.start()
+
+    h.step("vmm: pci_enum finds the virtio-net function and its capabilities")
+    v = Vmm(PCI_ENUM, [f"vhost-user,socket={sw.port_socket('p1')},mac={MAC}"], name="pci_enum")
+    try:
+        v.wait_line(lambda ln: "pci_enum " in ln, 60, "pci_enum's verdict")
+    finally:
+        skip_if_unwired(v)
+    out = v.output()
+    for ln in out.splitlines():
+        if ln.startswith(("00:", "  ")):
+            h.step(f"  guest: {ln.strip()}")
+    h.check("pci_enum passed" in out and "1af4:1041" in out, "pci_enum failed")
+    h.check(v.wait_exit(30) == 0, "vmm (pci_enum) exit status")
 
     h.step(f"vmm: virtio_net_driver, {FRAMES} frames, then a switch restart")
     markers = ("mark start", "mark idle", "mark done")
