@@ -25,6 +25,10 @@ enum drop_reason {
     DROP_GSO_UNSUPPORTED,   /* super-frame the egress cannot take */
     DROP_TX_ERROR,          /* write to the port failed */
     DROP_GUEST_FAULT,       /* guest memory vanished under the copy (SIGBUS) */
+    /* L3 gateway, NAT (networks) */
+    /* end of L3 */
+    /* VXLAN (overlay) */
+    /* end of VXLAN */
     DROP__COUNT
 };
 
