@@ -10,6 +10,11 @@ BUILD_PKGS="build-essential meson ninja-build pkg-config libevent-dev libjansson
  libdpdk-dev"
 RUN_PKGS="dpdk qemu-system-x86 busybox-static iperf3 iputils-ping lz4 tcpdump tshark python3-scapy iproute2
  socat jq cpio kmod clang"
+# The nested-KVM host (tests/e2e/nested.py, bench/boot.py): QEMU TCG outer guest; inside
+# it QEMU as an inner VMM needs its firmware (SeaBIOS for -M pc, qboot/linuxboot for
+# -M microvm and -kernel); the KVM modules come from the cloud kernel .deb that
+# vmm/guest/mkguest.sh downloads (apt-get download), unpacked with dpkg-deb.
+RUN_PKGS="$RUN_PKGS seabios qemu-system-data"
 [ "${1:-}" = "--with-ovs" ] && RUN_PKGS="$RUN_PKGS openvswitch-switch-dpdk"
 
 step() { printf '[deps] %s\n' "$*"; }

@@ -280,6 +280,34 @@ class InnerProc:
     def kill(self):
         self.signal("KILL")
 
+    def why(self):
+        """One line on how it is doing, for a failure or skip reason: running or
+        exited, the tail of its output and (for start_vm) of its console."""
+        st = self.host.run(f"kill -0 {self.pid} 2>/dev/null && echo running || echo exited",
+                           timeout=10)[1].strip()
+        err = " | ".join(ln for ln in self.output(tail=6).splitlines() if ln.strip())[-400:]
+        s = f"{st}; output: {err or '(none)'}"
+        if getattr(self, "console", None):
+            con = " | ".join(ln for ln in self.host.read(self.console, tail=4).splitlines()
+                             if ln.strip())
+            s += f"; console: {con[-300:] or '(empty)'}"
+        return s
+
+    def memory(self):
+        """{VmRSS, RssAnon, RssFile, RssShmem, memfd, own} in KiB: the /proc status
+        lines, the resident part of its memfd mappings (guest RAM: /memfd:* in smaps)
+        and own = VmRSS - memfd (what the VMM itself holds; note that binaries run
+        from the initramfs are tmpfs pages, counted in RssShmem, not RssFile)."""
+        rc, out = self.host.run(
+            f"grep -E '^(VmRSS|RssAnon|RssFile|RssShmem):' /proc/{self.pid}/status; "
+            f"awk '/^[0-9a-f]+-[0-9a-f]+ /{{m=($6 ~ /^\\/memfd:/)}} "
+            f"/^Rss:/{{if (m) g+=$2}} END{{print \"memfd: \" g+0}}' /proc/{self.pid}/smaps",
+            timeout=20)
+        d = {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+)", out, re.M)}
+        if "VmRSS" in d and "memfd" in d:
+            d["own"] = d["VmRSS"] - d["memfd"]
+        return d
+
 
 class NestedHost(h.QemuGuest):
     """An outer QEMU TCG guest with real KVM inside (AMD SVM, nested paging).

@@ -72,14 +72,14 @@ def test():
                           for i in (1, 2)])
     boots = []
     for vm in vms:
-        b = host.boot_seconds_of(vm, 60)
+        b = host.boot_seconds_of(vm, 120)
         h.check(b is not None, f"{vm.name} did not reach /init:\n{vm.output(tail=20)}\n"
                 f"{host.read(vm.console, 20)}")
         boots.append(b)
     h.step(f"inner guests reached /init {boots[0]:.2f}s and {boots[1]:.2f}s after their "
            f"QEMU started (-accel kvm)")
 
-    out = host.wait_file("/tmp/vm1.console", "@@CLIENT-DONE@@", 60 + IPERF_SECONDS)
+    out = host.wait_file("/tmp/vm1.console", "@@CLIENT-DONE@@", 90 + IPERF_SECONDS)
     con1 = host.read("/tmp/vm1.console")
     con2 = host.read("/tmp/vm2.console")
     h.check(out is not None, f"vm1's script did not finish:\n{con1[-3000:]}")

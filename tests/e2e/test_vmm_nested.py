@@ -33,7 +33,7 @@ import nested as n
 VMM = os.path.join(h.BUILD, "vmm", "vmm")
 SOCAT = "/usr/bin/socat"
 MEM, CPUS = 256, 2
-BOOT_TIMEOUT = 60
+BOOT_TIMEOUT = 90
 IPERF_SECONDS = 4
 IMPL = os.environ.get("VMM_UNDER_TEST", "vmm")
 FLAGS = ["--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--net", "--console",
@@ -70,15 +70,6 @@ def api(host, name, method):
     resp = json.loads(line)
     h.check("error" not in resp, f"{name} API {method}: {resp}")
     return resp.get("result")
-
-
-def why_not_running(host, vm):
-    """The VMM's exit status, stderr and console tail, for a skip reason."""
-    st = host.run(f"wait {vm.pid} 2>/dev/null; kill -0 {vm.pid} 2>/dev/null && echo running "
-                  f"|| echo exited", timeout=10)[1].strip()
-    err = " | ".join(ln for ln in vm.output(tail=6).splitlines() if ln.strip())[-400:]
-    con = " | ".join(ln for ln in host.read(vm.console, tail=4).splitlines() if ln.strip())
-    return f"{st}; stderr: {err or '(none)'}; console: {con[-300:] or '(empty)'}"
 
 
 SERVER = """
@@ -150,7 +141,7 @@ def test():
     b = host.boot_seconds_of(vm, BOOT_TIMEOUT)
     if b is None:
         h.skip(f"not run: {IMPL} does not boot the lab guest to /init within {BOOT_TIMEOUT}s "
-               f"(no NIC): {why_not_running(host, vm)}")
+               f"(no NIC): {vm.why()}")
     h.step(f"probe: {IMPL} (no NIC) boots the lab guest to /init in {b:.2f}s")
     vm.stop(5)
 
@@ -176,7 +167,7 @@ def test():
     for name, vm in vms.items():
         b = host.boot_seconds_of(vm, BOOT_TIMEOUT)
         if b is None:
-            why = why_not_running(host, vm)
+            why = vm.why()
             if IMPL == "vmm" and UNIMPLEMENTED.search(why):
                 h.skip(f"not run: vmm with --net: {why}")
             h.fail(f"{name} did not reach /init within {BOOT_TIMEOUT}s with a NIC "
