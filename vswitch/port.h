@@ -67,6 +67,10 @@ struct port_ops {
      * the port out of the datapath and drop its frontend (see guest_fault.h). */
     bool (*owns_addr)(struct port *p, const void *addr);
     void (*fault)(struct port *p);
+    /* An uplink's IPv4 address and prefix (NAT source, gateway routes): from
+     * the port's ip= when set, else learned from its interface (libnl). -1 if
+     * it has none. NULL for types that are never uplinks. */
+    int (*uplink_addr)(struct port *p, uint32_t *addr_be, uint8_t *prefix_len);
     /* Runtime state for `show`: link, connection, features. */
     json_t *(*status)(struct port *p);
 };
