@@ -43,6 +43,7 @@ echo "@@CLIENT-DONE@@"
 
 
 def test():
+    n.require_plain_build()
     h.require_binaries(h.QEMU, h.VSWITCHD, h.VSWITCHCTL)
     h.step("building/checking the lab guest")
     h.require_guest()

@@ -115,6 +115,7 @@ def wait_probe(host, pred, timeout, what):
 
 
 def test():
+    n.require_plain_build()
     h.require_binaries(h.QEMU, h.VSWITCHD, h.VSWITCHCTL)
     files = {**n.vswitch_files(), **n.guest_files()}
     if IMPL == "qemu":
