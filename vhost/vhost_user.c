@@ -94,6 +94,33 @@ static int wait_fd(int sock, short events)
     return 0;
 }
 
+/* Moves the fds a recvmsg brought into msg->fds; any beyond the maximum (or
+ * cut off, MSG_CTRUNC) are closed and make it -EMSGSIZE. */
+static int take_fds(struct msghdr *mh, struct vhost_user_msg *msg)
+{
+    int err = 0;
+
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(cm);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, data + i * sizeof(int), sizeof(int));
+            if (msg->nfds < VHOST_USER_MAX_FDS) {
+                msg->fds[msg->nfds++] = fd;
+            } else {
+                close(fd);
+                err = -EMSGSIZE;
+            }
+        }
+    }
+    if (mh->msg_flags & MSG_CTRUNC)
+        err = -EMSGSIZE;
+    return err;
+}
+
 /* Reads exactly len bytes, collecting any fds that come along into
  * msg->fds. Returns len, 0 if the peer closed before the first byte, or
  * -errno. */
@@ -129,24 +156,7 @@ static ssize_t recv_full(int sock, void *buf, size_t len, struct vhost_user_msg 
         }
 
         /* Take every fd first so that none leaks, whatever else is wrong. */
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                continue;
-            size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            const unsigned char *data = CMSG_DATA(cm);
-            for (size_t i = 0; i < n; i++) {
-                int fd;
-                memcpy(&fd, data + i * sizeof(int), sizeof(int));
-                if (msg->nfds < VHOST_USER_MAX_FDS) {
-                    msg->fds[msg->nfds++] = fd;
-                } else {
-                    close(fd);
-                    err = -EMSGSIZE;
-                }
-            }
-        }
-        if (mh.msg_flags & MSG_CTRUNC)
-            err = -EMSGSIZE;
+        err = take_fds(&mh, msg);
         if (err)
             return err;
         if (r == 0)
@@ -250,24 +260,7 @@ int vhost_user_recv_nb(int sock, struct vhost_user_reader *rd)
             vhost_user_reader_reset(rd);
             return err;
         }
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-            if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                continue;
-            size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            const unsigned char *data = CMSG_DATA(cm);
-            for (size_t i = 0; i < n; i++) {
-                int fd;
-                memcpy(&fd, data + i * sizeof(int), sizeof(int));
-                if (msg->nfds < VHOST_USER_MAX_FDS) {
-                    msg->fds[msg->nfds++] = fd;
-                } else {
-                    close(fd);
-                    err = -EMSGSIZE;
-                }
-            }
-        }
-        if (mh.msg_flags & MSG_CTRUNC)
-            err = -EMSGSIZE;
+        err = take_fds(&mh, msg);
         if (!err && r == 0)
             err = rd->got == 0 && msg->nfds == 0 ? 0 : -EPROTO;
         if (err || r == 0) {
