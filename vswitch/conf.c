@@ -2,6 +2,7 @@
  * changes and stores it only once everything has been checked, so a failed
  * edit leaves the conf as it was. */
 #include "conf.h"
+#include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,9 +56,18 @@ int port_type_from_name(const char *s)
     return -1;
 }
 
-/* Types whose keys are parsed but which later issues implement. */
+/* Types whose keys are parsed but which later issues implement, or which
+ * this build leaves out (afxdp without libxdp, dpdk without -Ddpdk=enabled). */
 static bool port_type_supported(enum port_type t)
 {
+#ifdef HAVE_AFXDP
+    if (t == PORT_TYPE_AFXDP)
+        return true;
+#endif
+#ifdef HAVE_DPDK
+    if (t == PORT_TYPE_DPDK)
+        return true;
+#endif
     return t == PORT_TYPE_VHOST_USER || t == PORT_TYPE_TAP || t == PORT_TYPE_INTERNAL;
 }
 
@@ -485,6 +495,9 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
                     val[K_QUEUE]);
     if (val[K_DEVARGS] && !*val[K_DEVARGS])
         return fail(err, errlen, -EINVAL, "devargs= needs a value, e.g. devargs=0000:01:00.0");
+    if (val[K_DEVARGS] && strlen(val[K_DEVARGS]) >= CONF_DEVARGS_MAX)
+        return fail(err, errlen, -EINVAL, "devargs= is longer than %d characters",
+                    CONF_DEVARGS_MAX - 1);
     if (val[K_VNI] && !parse_uint(val[K_VNI], 0, VNI_MAX, &n))
         return fail(err, errlen, -EINVAL, "vni=%.40s is not a VXLAN VNI (0-16777215)",
                     val[K_VNI]);
@@ -513,6 +526,23 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
 bad_remote:
     return fail(err, errlen, -EINVAL,
                 "remote=%.60s is not a list of IP addresses: use IP[,IP...]", val[K_REMOTE]);
+}
+
+/* afxdp dev=/queue= and dpdk devargs= (checked by check_future_keys). */
+static int apply_uplink_keys(struct conf_port *q, const char *const *val, char *err,
+                             size_t errlen)
+{
+    unsigned long n;
+    int r;
+    if ((r = check_future_keys(val, err, errlen)))
+        return r;
+    if (val[K_DEV])
+        snprintf(q->dev, sizeof q->dev, "%s", val[K_DEV]);
+    if (val[K_QUEUE] && parse_uint(val[K_QUEUE], 0, 1023, &n))
+        q->queue = (unsigned)n;
+    if (val[K_DEVARGS])
+        snprintf(q->devargs, sizeof q->devargs, "%s", val[K_DEVARGS]);
+    return 0;
 }
 
 static int apply_vlan(struct conf_port *q, const struct conf_port *old, bool adding,
@@ -602,6 +632,15 @@ static int port_check(const struct conf_port *p, char *err, size_t errlen)
         return fail(err, errlen, -EINVAL,
                     "vhost-user port %s in client mode needs socket=PATH, the socket the "
                     "frontend (QEMU, the VMM) listens on",
+                    p->name);
+    if (p->type == PORT_TYPE_AFXDP && !p->dev[0])
+        return fail(err, errlen, -EINVAL,
+                    "afxdp port %s needs dev=IFNAME, the interface whose queue it binds",
+                    p->name);
+    if (p->type == PORT_TYPE_DPDK && !p->devargs[0])
+        return fail(err, errlen, -EINVAL,
+                    "dpdk port %s needs devargs=STRING, e.g. devargs=0000:01:00.0 or "
+                    "devargs=net_tap0,iface=dtap0",
                     p->name);
     if ((p->type == PORT_TYPE_TAP || p->type == PORT_TYPE_INTERNAL) && !p->ifname[0])
         return fail(err, errlen, -EINVAL,
@@ -724,6 +763,8 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     if ((q.type == PORT_TYPE_TAP || q.type == PORT_TYPE_INTERNAL) && !q.ifname[0] &&
         strlen(q.name) < CONF_IFNAME_MAX)
         snprintf(q.ifname, sizeof q.ifname, "%s", q.name);
+    if ((r = apply_uplink_keys(&q, val, err, errlen)))
+        return r;
     if (val[K_IP]) {
         uint8_t a[16];
         unsigned plen;
@@ -779,6 +820,15 @@ static int port_check_unique(const struct conf *c, const struct conf_port *p, ch
         if (p->ifname[0] && !strcmp(p->ifname, o->ifname))
             return fail(err, errlen, -EEXIST,
                         "interface name %s is already used by port %s", p->ifname, o->name);
+        if (p->type == PORT_TYPE_AFXDP && o->type == PORT_TYPE_AFXDP &&
+            !strcmp(p->dev, o->dev) && p->queue == o->queue)
+            return fail(err, errlen, -EEXIST, "queue %u of %s is already used by port %s",
+                        p->queue, p->dev, o->name);
+        if (p->type == PORT_TYPE_DPDK && o->type == PORT_TYPE_DPDK &&
+            strcspn(p->devargs, ",") == strcspn(o->devargs, ",") &&
+            !strncmp(p->devargs, o->devargs, strcspn(p->devargs, ",")))
+            return fail(err, errlen, -EEXIST, "DPDK device %.*s is already used by port %s",
+                        (int)strcspn(p->devargs, ","), p->devargs, o->name);
     }
     return 0;
 }
@@ -896,6 +946,13 @@ json_t *conf_port_to_json(const struct conf_port *p)
     case PORT_TYPE_TAP:
     case PORT_TYPE_INTERNAL:
         json_object_set_new(j, "ifname", json_string(p->ifname));
+        break;
+    case PORT_TYPE_AFXDP:
+        json_object_set_new(j, "dev", json_string(p->dev));
+        json_object_set_new(j, "queue", json_integer(p->queue));
+        break;
+    case PORT_TYPE_DPDK:
+        json_object_set_new(j, "devargs", json_string(p->devargs));
         break;
     default:
         break;

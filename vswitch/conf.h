@@ -17,6 +17,7 @@
 #define CONF_AGEING_DEFAULT 300
 #define CONF_MTU_DEFAULT 1500
 #define CONF_QUEUES_MAX 8
+#define CONF_DEVARGS_MAX 128 /* dpdk devargs= */
 
 enum port_type {
     PORT_TYPE_VHOST_USER,
@@ -63,6 +64,11 @@ struct conf_port {
     unsigned queues;            /* 1..CONF_QUEUES_MAX */
     /* tap */
     char ifname[CONF_IFNAME_MAX];
+    /* afxdp: interface and NIC queue */
+    char dev[CONF_IFNAME_MAX];
+    unsigned queue;
+    /* dpdk: the device, as DPDK's --vdev/-a take it */
+    char devargs[CONF_DEVARGS_MAX];
 };
 
 struct conf_bridge {

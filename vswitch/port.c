@@ -2,6 +2,7 @@
  * the datapath. */
 #include <urcu-qsbr.h>
 
+#include "config.h"
 #include "port.h"
 
 const struct port_ops *port_ops_for(enum port_type t)
@@ -13,6 +14,14 @@ const struct port_ops *port_ops_for(enum port_type t)
         return &port_tap_ops;
     case PORT_TYPE_INTERNAL:
         return &port_internal_ops;
+#ifdef HAVE_AFXDP
+    case PORT_TYPE_AFXDP:
+        return &port_afxdp_ops;
+#endif
+#ifdef HAVE_DPDK
+    case PORT_TYPE_DPDK:
+        return &port_dpdk_ops;
+#endif
     default:
         return NULL;
     }

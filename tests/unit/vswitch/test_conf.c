@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "config.h"
 
 static char err[512];
 
@@ -187,8 +188,16 @@ static void test_port_errors(void **state)
         {"mac=52-54-00-00-00-01", -EINVAL, "not a MAC"},
         {"mac=01:00:5e:00:00:01", -EINVAL, "multicast"},
         {"mac=00:00:00:00:00:00", -EINVAL, "all-zero"},
+#ifdef HAVE_AFXDP
+        {"type=afxdp", -EINVAL, "needs dev=IFNAME"},
+#else
         {"type=afxdp", -ENOTSUP, "port type afxdp is not supported by this build"},
+#endif
+#ifdef HAVE_DPDK
+        {"type=dpdk", -EINVAL, "needs devargs=STRING"},
+#else
         {"type=dpdk", -ENOTSUP, "port type dpdk is not supported by this build"},
+#endif
         {"type=vxlan", -ENOTSUP, "port type vxlan is not supported by this build"},
         {"dev=eth0", -EINVAL, "does not apply to a vhost-user port"},
         {"mode=client", -EINVAL, "client mode needs socket=PATH"},
