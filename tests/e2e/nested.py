@@ -30,11 +30,11 @@ host.read(path). Their /init prints "@@VS-INIT@@" first thing.
 """
 
 import base64
-import hashlib
+import itertools
 import os
 import re
 import shlex
-import signal
+import socket
 import stat
 import subprocess
 import time
@@ -352,7 +352,9 @@ class NestedHost(h.QemuGuest):
         t0 = time.monotonic()
         self.overlay_bytes = build_initramfs(self.initrd, files or {}, qemu=qemu, guest_dir=gd)
         self.initramfs_seconds = time.monotonic() - t0
-        append = ["console=ttyS0", "panic=-1", "loglevel=4", f"vs.hostname={self.name}",
+        # loglevel=7: the kernel's messages land in the console file until /init's
+        # `dmesg -n 1` (they cost nothing under TCG and show where a boot stopped).
+        append = ["console=ttyS0", "panic=-1", "loglevel=7", f"vs.hostname={self.name}",
                   "vs.nonet=1", "mitigations=off"]
         if cmdline:
             append.append(cmdline)
@@ -364,24 +366,42 @@ class NestedHost(h.QemuGuest):
                      "-serial", "chardev:con",
                      "-chardev", f"socket,id=cmd,path={self.cmd_sock},server=on,wait=on",
                      "-serial", "chardev:cmd"]
+        self._ids = itertools.count(1)
+        self._bg = itertools.count(1)
+        self.boot_attempts = 0
+        h.on_failure(self._dump)
+        # A TCG boot of the outer guest has been seen to hang (rarely, console empty):
+        # one more try, with the first attempt's console shown.
+        for attempt in (1, 2):
+            self.boot_attempts = attempt
+            try:
+                self._boot(max_seconds, boot_timeout if attempt == 2 else min(boot_timeout, 90))
+                break
+            except h.Fail as e:
+                if attempt == 2:
+                    raise
+                h.step(f"{self.name}: outer boot attempt 1 failed ({e}); console tail:\n"
+                       + "\n".join(self.console().splitlines()[-15:]) + "\nretrying")
+                self.kill()
+                for f in (self.console_path, self.cmd_sock):
+                    if os.path.exists(f):
+                        os.unlink(f)
+        self._probe_kvm()
+
+    def _boot(self, max_seconds, boot_timeout):
         self.proc = h.Proc(self.argv, f"qemu-{self.name}", log=self.qemu_log,
                            max_seconds=max_seconds)
         self.t_start = time.monotonic()
         self.boot_seconds = None
         self._sock = None
         self._buf = b""
-        self._ids = __import__("itertools").count(1)
-        self._bg = __import__("itertools").count(1)
-        h.on_failure(self._dump)
         h.wait_for(lambda: os.path.exists(self.cmd_sock) or not self.proc.alive(), 30,
                    f"{self.name} command socket")
         if not self.proc.alive():
             h.fail(f"qemu for {self.name} exited:\n{self.proc.tail(20)}")
-        import socket as _socket
-        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         h.wait_for(lambda: self._try_connect(), 10, f"{self.name} command socket connect")
         self.wait_booted(boot_timeout)
-        self._probe_kvm()
 
     def _probe_kvm(self):
         rc, out = self.run(
