@@ -68,7 +68,8 @@ static bool port_type_supported(enum port_type t)
     if (t == PORT_TYPE_DPDK)
         return true;
 #endif
-    return t == PORT_TYPE_VHOST_USER || t == PORT_TYPE_TAP || t == PORT_TYPE_INTERNAL;
+    return t == PORT_TYPE_VHOST_USER || t == PORT_TYPE_TAP || t == PORT_TYPE_INTERNAL ||
+           t == PORT_TYPE_VXLAN;
 }
 
 /* ---- small parsers ---- */
@@ -498,7 +499,8 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
     if (val[K_DEVARGS] && strlen(val[K_DEVARGS]) >= CONF_DEVARGS_MAX)
         return fail(err, errlen, -EINVAL, "devargs= is longer than %d characters",
                     CONF_DEVARGS_MAX - 1);
-    if (val[K_VNI] && !parse_uint(val[K_VNI], 0, VNI_MAX, &n))
+    if (val[K_VNI] && !strchr(val[K_VNI], ':') && /* maps: apply_vxlan */
+        !parse_uint(val[K_VNI], 0, VNI_MAX, &n))
         return fail(err, errlen, -EINVAL, "vni=%.40s is not a VXLAN VNI (0-16777215)",
                     val[K_VNI]);
     if (val[K_DSTPORT] && !parse_uint(val[K_DSTPORT], 1, 65535, &n))
@@ -542,6 +544,185 @@ static int apply_uplink_keys(struct conf_port *q, const char *const *val, char *
         q->queue = (unsigned)n;
     if (val[K_DEVARGS])
         snprintf(q->devargs, sizeof q->devargs, "%s", val[K_DEVARGS]);
+    return 0;
+}
+
+/* ---- vxlan options ---- */
+
+/* vni=N, or vni=VNI:VLAN[,VNI:VLAN...] for a trunk carrying several VNIs. */
+static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errlen)
+{
+    unsigned long n;
+
+    q->n_vni_map = 0;
+    if (!strchr(s, ':')) {
+        if (!parse_uint(s, 0, VNI_MAX, &n))
+            return fail(err, errlen, -EINVAL,
+                        "vni=%.40s is not a VXLAN VNI (0-16777215) or a list of VNI:VLAN",
+                        s);
+        q->vni = (uint32_t)n;
+        q->has_vni = true;
+        return 0;
+    }
+    for (const char *p = s; *p;) {
+        char item[40], *colon;
+        size_t len = strcspn(p, ",");
+        unsigned long vlan;
+
+        if (!len || len >= sizeof item)
+            goto bad;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        colon = strchr(item, ':');
+        if (!colon)
+            goto bad;
+        *colon = '\0';
+        if (!parse_uint(item, 0, VNI_MAX, &n) || !parse_uint(colon + 1, 1, VLAN_MAX, &vlan))
+            goto bad;
+        for (unsigned i = 0; i < q->n_vni_map; i++)
+            if (q->vni_map[i].vni == n || q->vni_map[i].vlan == vlan)
+                return fail(err, errlen, -EINVAL,
+                            "vni=: VNI %lu or VLAN %lu is mapped twice; each VNI is one VLAN",
+                            n, vlan);
+        if (q->n_vni_map == CONF_VNI_MAP_MAX)
+            return fail(err, errlen, -EINVAL, "vni=: at most %d VNI:VLAN pairs on one port",
+                        CONF_VNI_MAP_MAX);
+        q->vni_map[q->n_vni_map].vni = (uint32_t)n;
+        q->vni_map[q->n_vni_map].vlan = (uint16_t)vlan;
+        q->n_vni_map++;
+        p += len;
+        if (*p == ',' && !*++p)
+            goto bad;
+    }
+    q->vni = q->vni_map[0].vni;
+    q->has_vni = true;
+    return 0;
+bad:
+    return fail(err, errlen, -EINVAL,
+                "vni=%.60s is not valid: use vni=N or vni=VNI:VLAN[,VNI:VLAN...] "
+                "(VNI 0-16777215, VLAN 1-4094)",
+                s);
+}
+
+/* The underlay is IPv4 for now: the addresses are checked here, where a user
+ * can act on the sentence. */
+static int parse_vxlan_ipv4(const char *key, const char *s, char *err, size_t errlen)
+{
+    uint8_t a[16];
+    int af = parse_ip(s, a);
+
+    if (af == AF_INET6)
+        return fail(err, errlen, -EINVAL,
+                    "%s=%.60s: the VXLAN underlay is IPv4 only in this build", key, s);
+    if (af != AF_INET)
+        return fail(err, errlen, -EINVAL, "%s=%.60s is not an IPv4 address", key, s);
+    if ((a[0] >= 224 && a[0] < 240) || !memcmp(a, "\xff\xff\xff\xff", 4))
+        return fail(err, errlen, -EINVAL,
+                    "%s=%.60s is a multicast or broadcast address: give unicast VTEPs",
+                    key, s);
+    return 0;
+}
+
+static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool adding,
+                       const char *const *val, char *err, size_t errlen)
+{
+    int r;
+
+    if (val[K_VNI]) {
+        bool was_map = !adding && old->n_vni_map;
+        if ((r = parse_vni(val[K_VNI], q, err, errlen)))
+            return r;
+        /* leaving a map: the trunk list came from it, not from the user */
+        if (was_map && !q->n_vni_map && !val[K_TRUNKS] && !val[K_VLAN_MODE] &&
+            !val[K_TAG]) {
+            memset(&q->vlan, 0, sizeof q->vlan);
+            q->vlan.mode = VLAN_MODE_TRUNK;
+            q->vlan.trunks_all = true;
+        }
+    }
+    if (!q->has_vni)
+        return fail(err, errlen, -EINVAL,
+                    "vxlan port %s needs vni=N (or vni=VNI:VLAN,... on a trunk)", q->name);
+    if (q->n_vni_map) {
+        /* A VNI map is the trunk's VLAN list. */
+        if (q->vlan.mode == VLAN_MODE_ACCESS)
+            return fail(err, errlen, -EINVAL,
+                        "vni=VNI:VLAN,... makes port %s a trunk: drop vlan_mode=access and "
+                        "tag=, or give a single vni=N",
+                        q->name);
+        if (val[K_TRUNKS] && *val[K_TRUNKS])
+            return fail(err, errlen, -EINVAL,
+                        "trunks= cannot be used with vni=VNI:VLAN,... on port %s: the map "
+                        "lists the VLANs the port carries",
+                        q->name);
+        q->vlan.trunks_all = false;
+        memset(q->vlan.trunks, 0, sizeof q->vlan.trunks);
+        bool native_mapped = !q->vlan.native;
+        for (unsigned i = 0; i < q->n_vni_map; i++) {
+            uint16_t v = q->vni_map[i].vlan;
+            q->vlan.trunks[v >> 6] |= 1ULL << (v & 63);
+            native_mapped |= v == q->vlan.native;
+        }
+        if (!native_mapped)
+            return fail(err, errlen, -EINVAL,
+                        "native=%u on port %s has no VNI: add it to vni=VNI:VLAN,...",
+                        q->vlan.native, q->name);
+    }
+    if (val[K_LOCAL]) {
+        if ((r = parse_vxlan_ipv4("local", val[K_LOCAL], err, errlen)))
+            return r;
+        snprintf(q->local, sizeof q->local, "%s", val[K_LOCAL]);
+    }
+    if (val[K_REMOTE]) {
+        const char *p = val[K_REMOTE];
+        if (strlen(p) >= sizeof q->remote)
+            return fail(err, errlen, -EINVAL, "remote= is longer than %zu characters",
+                        sizeof q->remote - 1);
+        while (*p) {
+            char ip[64];
+            size_t len = strcspn(p, ",");
+            if (!len || len >= sizeof ip)
+                return fail(err, errlen, -EINVAL,
+                            "remote=%.60s is not a list of IPv4 addresses: use IP[,IP...]",
+                            val[K_REMOTE]);
+            memcpy(ip, p, len);
+            ip[len] = '\0';
+            if ((r = parse_vxlan_ipv4("remote", ip, err, errlen)))
+                return r;
+            p += len;
+            if (*p == ',' && !*++p)
+                return fail(err, errlen, -EINVAL,
+                            "remote=%.60s ends with a comma: use IP[,IP...]", val[K_REMOTE]);
+        }
+        snprintf(q->remote, sizeof q->remote, "%s", val[K_REMOTE]);
+    }
+    if (val[K_DSTPORT]) {
+        unsigned long n;
+        if (!parse_uint(val[K_DSTPORT], 1, 65535, &n))
+            return fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
+                        val[K_DSTPORT]);
+        q->dstport = (uint16_t)n;
+    }
+    if (!q->dstport)
+        q->dstport = CONF_VXLAN_PORT;
+    return 0;
+}
+
+/* Two vxlan ports on one socket (local:dstport) must not claim one VNI. */
+static int vxlan_check_unique(const struct conf_port *p, const struct conf_port *o,
+                              char *err, size_t errlen)
+{
+    if (o->type != PORT_TYPE_VXLAN || p->dstport != o->dstport ||
+        (p->local[0] && o->local[0] && strcmp(p->local, o->local)))
+        return 0;
+    for (unsigned i = 0; i < (p->n_vni_map ? p->n_vni_map : 1); i++) {
+        uint32_t v = p->n_vni_map ? p->vni_map[i].vni : p->vni;
+        for (unsigned k = 0; k < (o->n_vni_map ? o->n_vni_map : 1); k++)
+            if (v == (o->n_vni_map ? o->vni_map[k].vni : o->vni))
+                return fail(err, errlen, -EEXIST,
+                            "VNI %u on UDP port %u is already used by vxlan port %s", v,
+                            p->dstport, o->name);
+    }
     return 0;
 }
 
@@ -782,6 +963,8 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     }
     if ((r = apply_vlan(&q, p, adding, val, err, errlen)))
         return r;
+    if (q.type == PORT_TYPE_VXLAN && (r = apply_vxlan(&q, p, adding, val, err, errlen)))
+        return r;
     if (val[K_MTU]) {
         unsigned long n = 0;
         if (*val[K_MTU] && !parse_uint(val[K_MTU], MTU_MIN, MTU_MAX, &n))
@@ -829,6 +1012,8 @@ static int port_check_unique(const struct conf *c, const struct conf_port *p, ch
             !strncmp(p->devargs, o->devargs, strcspn(p->devargs, ",")))
             return fail(err, errlen, -EEXIST, "DPDK device %.*s is already used by port %s",
                         (int)strcspn(p->devargs, ","), p->devargs, o->name);
+        if (p->type == PORT_TYPE_VXLAN && vxlan_check_unique(p, o, err, errlen))
+            return -EEXIST;
     }
     return 0;
 }
@@ -954,6 +1139,23 @@ json_t *conf_port_to_json(const struct conf_port *p)
     case PORT_TYPE_DPDK:
         json_object_set_new(j, "devargs", json_string(p->devargs));
         break;
+    case PORT_TYPE_VXLAN:
+        if (p->n_vni_map) {
+            char buf[CONF_VNI_MAP_MAX * 16 + 1];
+            size_t n = 0;
+            for (unsigned i = 0; i < p->n_vni_map; i++)
+                n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%u:%u", i ? "," : "",
+                                      p->vni_map[i].vni, p->vni_map[i].vlan);
+            json_object_set_new(j, "vni", json_string(buf));
+        } else {
+            json_object_set_new(j, "vni", json_integer(p->vni));
+        }
+        if (p->remote[0])
+            json_object_set_new(j, "remote", json_string(p->remote));
+        if (p->local[0])
+            json_object_set_new(j, "local", json_string(p->local));
+        json_object_set_new(j, "dstport", json_integer(p->dstport));
+        break;
     default:
         break;
     }
@@ -962,7 +1164,7 @@ json_t *conf_port_to_json(const struct conf_port *p)
         json_object_set_new(j, "tag", json_integer(p->vlan.tag));
     } else {
         json_object_set_new(j, "vlan_mode", json_string("trunk"));
-        if (!p->vlan.trunks_all) {
+        if (!p->vlan.trunks_all && !p->n_vni_map) { /* a VNI map lists them */
             char buf[8192];
             conf_format_vlan_list(p->vlan.trunks, buf, sizeof buf);
             json_object_set_new(j, "trunks", json_string(buf));
@@ -1064,7 +1266,7 @@ static int port_from_json(struct conf *c, size_t idx, const json_t *jp, char *er
         if (k < 0)
             return fail(err, errlen, -EINVAL, "ports[%zu] (%.40s) has an unknown key \"%.40s\"",
                         idx, pn, key);
-        if (port_keys[k].numeric) {
+        if (port_keys[k].numeric && !(k == K_VNI && json_is_string(v))) { /* VNI maps */
             if (!json_is_integer(v))
                 return fail(err, errlen, -EINVAL,
                             "ports[%zu] (%.40s): %s must be an integer", idx, pn, key);

@@ -17,6 +17,9 @@
 #define CONF_AGEING_DEFAULT 300
 #define CONF_MTU_DEFAULT 1500
 #define CONF_QUEUES_MAX 8
+#define CONF_VNI_MAP_MAX 16  /* VNIs on one trunk vxlan port */
+#define CONF_REMOTE_MAX 256  /* remote=IP[,IP...] */
+#define CONF_VXLAN_PORT 4789 /* IANA */
 #define CONF_DEVARGS_MAX 128 /* dpdk devargs= */
 
 enum port_type {
@@ -69,6 +72,18 @@ struct conf_port {
     unsigned queue;
     /* dpdk: the device, as DPDK's --vdev/-a take it */
     char devargs[CONF_DEVARGS_MAX];
+    /* vxlan: vni=N (the port's untagged VLAN: its access tag or trunk native)
+     * or vni=VNI:VLAN[,VNI:VLAN...] (a trunk; each VNI is one bridge VLAN) */
+    bool has_vni;
+    uint32_t vni;
+    unsigned n_vni_map;
+    struct conf_vni_map {
+        uint32_t vni;
+        uint16_t vlan;
+    } vni_map[CONF_VNI_MAP_MAX];
+    char remote[CONF_REMOTE_MAX]; /* IPv4[,IPv4...], checked */
+    char local[16];               /* IPv4; empty: any */
+    uint16_t dstport;             /* 0: 4789 */
 };
 
 struct conf_bridge {

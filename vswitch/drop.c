@@ -19,6 +19,14 @@ static const char *const drop_names[DROP__COUNT] = {
     [DROP_GSO_UNSUPPORTED] = "gso_unsupported",
     [DROP_TX_ERROR] = "tx_error",
     [DROP_GUEST_FAULT] = "guest_memory_fault",
+    [DROP_VXLAN_SHORT] = "vxlan_short",
+    [DROP_VXLAN_BAD_FLAGS] = "vxlan_bad_flags",
+    [DROP_VXLAN_UNKNOWN_VNI] = "vxlan_unknown_vni",
+    [DROP_VXLAN_TRUNCATED] = "vxlan_truncated",
+    [DROP_VXLAN_NO_VNI] = "vxlan_no_vni_for_vlan",
+    [DROP_VXLAN_NO_REMOTE] = "vxlan_no_remote",
+    [DROP_VXLAN_UNDERLAY_MTU] = "vxlan_underlay_mtu",
+    [DROP_VXLAN_DEMUX_FULL] = "vxlan_demux_full",
 };
 
 const char *drop_reason_name(enum drop_reason r)

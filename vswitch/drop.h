@@ -28,6 +28,14 @@ enum drop_reason {
     /* L3 gateway, NAT (networks) */
     /* end of L3 */
     /* VXLAN (overlay) */
+    DROP_VXLAN_SHORT,       /* datagram shorter than VXLAN + Ethernet headers */
+    DROP_VXLAN_BAD_FLAGS,   /* VXLAN header without the I (valid VNI) flag */
+    DROP_VXLAN_UNKNOWN_VNI, /* no vxlan port on this socket carries the VNI */
+    DROP_VXLAN_TRUNCATED,   /* datagram larger than the receive buffer */
+    DROP_VXLAN_NO_VNI,      /* VLAN with no VNI on a vni=VNI:VLAN,... port */
+    DROP_VXLAN_NO_REMOTE,   /* flood with no remote VTEP to send to */
+    DROP_VXLAN_UNDERLAY_MTU,/* encapsulated frame too big for the underlay */
+    DROP_VXLAN_DEMUX_FULL,  /* shared socket: the VNI's port had no room */
     /* end of VXLAN */
     DROP__COUNT
 };

@@ -22,6 +22,8 @@ const struct port_ops *port_ops_for(enum port_type t)
     case PORT_TYPE_DPDK:
         return &port_dpdk_ops;
 #endif
+    case PORT_TYPE_VXLAN:
+        return &port_vxlan_ops;
     default:
         return NULL;
     }

@@ -94,6 +94,7 @@ struct port {
 extern const struct port_ops port_vhost_ops;
 extern const struct port_ops port_tap_ops;
 extern const struct port_ops port_internal_ops;
+extern const struct port_ops port_vxlan_ops;
 extern const struct port_ops port_afxdp_ops; /* HAVE_AFXDP */
 extern const struct port_ops port_dpdk_ops;  /* HAVE_DPDK */
 

@@ -198,7 +198,7 @@ static void test_port_errors(void **state)
 #else
         {"type=dpdk", -ENOTSUP, "port type dpdk is not supported by this build"},
 #endif
-        {"type=vxlan", -ENOTSUP, "port type vxlan is not supported by this build"},
+        {"type=vxlan", -EINVAL, "needs vni=N"},
         {"dev=eth0", -EINVAL, "does not apply to a vhost-user port"},
         {"mode=client", -EINVAL, "client mode needs socket=PATH"},
     };
@@ -213,9 +213,9 @@ static void test_port_errors(void **state)
     /* keys of the later types are still checked */
     assert_int_equal(add_port(c, "br0", "x", "type=vxlan", "vni=16777216", NULL), -EINVAL);
     assert_int_equal(add_port(c, "br0", "x", "type=vxlan", "remote=1.2.3.4,", NULL), -EINVAL);
-    assert_int_equal(add_port(c, "br0", "x", "type=vxlan", "remote=1.2.3.4,fd00::1",
+    assert_int_equal(add_port(c, "br0", "x", "type=vxlan", "vni=1", "remote=1.2.3.4,fd00::1",
                               "local=1.1.1.1", "dstport=4789", NULL),
-                     -ENOTSUP);
+                     -EINVAL); /* the underlay is IPv4 */
     assert_int_equal(add_port(c, "br0", "x", "type=afxdp", "dev=eth0", "queue=x", NULL),
                      -EINVAL);
     assert_int_equal(add_port(c, "br0", "x", "type=tap", "socket=/a", NULL), -EINVAL);
@@ -457,7 +457,7 @@ static void test_json_refused(void **state)
         {"{\"name\":\"p\",\"bridge\":\"b\",\"tag\":\"10\"}", "must be an integer"},
         {"{\"name\":\"p\",\"bridge\":\"b\",\"tag\":5000}", "tag=5000"},
         {"{\"name\":\"p\",\"bridge\":\"b\",\"type\":3}", "must be a string"},
-        {"{\"name\":\"p\",\"bridge\":\"b\",\"type\":\"vxlan\"}", "not supported"},
+        {"{\"name\":\"p\",\"bridge\":\"b\",\"type\":\"vxlan\"}", "needs vni=N"},
         {"{\"name\":\"p\",\"bridge\":\"b\",\"bogus\":1}", "unknown key"},
         {"{\"name\":\"p\",\"bridge\":\"b\"},{\"name\":\"p\",\"bridge\":\"b\"}", "already exists"},
         {"{\"name\":\"p\",\"bridge\":\"b\",\"vlan_mode\":\"access\"}", "needs tag"},
