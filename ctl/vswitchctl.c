@@ -78,6 +78,17 @@ static void usage(void)
            "  fdb-show BR [vlan=N]          learned MAC addresses\n"
            "  fdb-flush BR                  forget the learned MAC addresses\n"
            "  port-stats [PORT]             packets, bytes, drops by reason\n"
+           "  add-net NET bridge=BR [vlan=N] subnet=CIDR gateway=IP [dhcp=FIRST-LAST]\n"
+           "          [nat=PORT] [dns=IP] [lease=SECS] [reserve=MAC=IP,...] [ct_max=N]\n"
+           "          [ct_timeout_NAME=SECS]\n"
+           "                                a network: L3 gateway, DHCP, NAT to PORT\n"
+           "  set-net NET KEY=VALUE ...     change a network (KEY= resets KEY)\n"
+           "  del-net NET | list-nets       delete / list networks\n"
+           "  list-leases NET               DHCP leases\n"
+           "  add-forward NET proto=tcp|udp port=N to=IP:PORT\n"
+           "  del-forward NET proto=tcp|udp port=N\n"
+           "                                port forwards from the uplink's address\n"
+           "  ct-show [NET] | ct-flush [NET]  NAT connections\n"
            "\n"
            "Options:\n"
            "  --socket PATH   vswitchd's control socket (default " SOCKET_DEFAULT ")\n"
@@ -621,6 +632,122 @@ static void run_port_stats(int argc, char **argv)
            print_port_stats);
 }
 
+static void print_nets(json_t *r)
+{
+    size_t i;
+    json_t *n;
+    if (!json_array_size(r)) {
+        puts("no networks (add one with: vswitchctl add-net NET bridge=BR subnet=CIDR "
+             "gateway=IP)");
+        return;
+    }
+    struct table t = {.ncols = 7};
+    table_row(&t, "NETWORK", "BRIDGE", "VLAN", "SUBNET", "GATEWAY", "DHCP", "NAT");
+    json_array_foreach (r, i, n) {
+        char vlan[16];
+        snprintf(vlan, sizeof vlan, "%lld", (long long)jint(n, "vlan"));
+        table_row(&t, jstr(n, "name", "?"), jstr(n, "bridge", "?"), vlan,
+                  jstr(n, "subnet", "?"), jstr(n, "gateway", "?"), jstr(n, "dhcp", "-"),
+                  jstr(n, "nat", "-"));
+    }
+    table_print(&t);
+}
+
+static void print_leases(json_t *r)
+{
+    size_t i;
+    json_t *l;
+    struct table t = {.ncols = 5, .right = {false, false, false, true, false}};
+    table_row(&t, "IP", "MAC", "STATE", "EXPIRES IN", "HOSTNAME");
+    json_array_foreach (r, i, l) {
+        char exp[24];
+        snprintf(exp, sizeof exp, "%llds", (long long)jint(l, "expires_in"));
+        table_row(&t, jstr(l, "ip", "?"), jstr(l, "mac", "?"), jstr(l, "state", "?"), exp,
+                  jstr(l, "hostname", ""));
+    }
+    table_print(&t);
+}
+
+static void endpoint_text(const json_t *e, char *buf, size_t len)
+{
+    if (json_object_get(e, "id"))
+        snprintf(buf, len, "%s -> %s id %lld", jstr(e, "src", "?"), jstr(e, "dst", "?"),
+                 (long long)jint(e, "id"));
+    else
+        snprintf(buf, len, "%s:%lld -> %s:%lld", jstr(e, "src", "?"),
+                 (long long)jint(e, "sport"), jstr(e, "dst", "?"),
+                 (long long)jint(e, "dport"));
+}
+
+static void print_ct(json_t *r)
+{
+    size_t i;
+    json_t *c;
+    struct table t = {.ncols = 7, .right = {false, false, false, false, false, true, true}};
+    table_row(&t, "NET", "PROTO", "STATE", "ORIGINAL", "REPLY", "EXPIRES", "PACKETS");
+    json_array_foreach (r, i, c) {
+        char o[96], rp[96], exp[24], pk[24];
+        endpoint_text(json_object_get(c, "orig"), o, sizeof o);
+        endpoint_text(json_object_get(c, "reply"), rp, sizeof rp);
+        snprintf(exp, sizeof exp, "%llds", (long long)jint(c, "expires_in"));
+        snprintf(pk, sizeof pk, "%lld", (long long)jint(c, "packets"));
+        table_row(&t, jstr(c, "net", "?"), jstr(c, "proto", "?"), jstr(c, "state", "?"), o,
+                  rp, exp, pk);
+    }
+    table_print(&t);
+}
+
+static void run_net_opts(const char *method, int argc, char **argv)
+{
+    json_t *o = options_from_args(argc - 1, argv + 1);
+    output(call(method, json_pack("{s:s, s:o}", "network", argv[0], "options", o)), NULL);
+}
+
+static void run_add_net(int argc, char **argv)
+{
+    run_net_opts("add-net", argc, argv);
+}
+
+static void run_set_net(int argc, char **argv)
+{
+    run_net_opts("set-net", argc, argv);
+}
+
+static void run_add_forward(int argc, char **argv)
+{
+    run_net_opts("add-forward", argc, argv);
+}
+
+static void run_del_forward(int argc, char **argv)
+{
+    run_net_opts("del-forward", argc, argv);
+}
+
+static void run_del_net(int argc, char **argv)
+{
+    output(call("del-net", json_pack("{s:s}", "network", argv[0])), NULL);
+}
+
+static void run_list_nets(int argc, char **argv)
+{
+    output(call("list-nets", NULL), print_nets);
+}
+
+static void run_list_leases(int argc, char **argv)
+{
+    output(call("list-leases", json_pack("{s:s}", "network", argv[0])), print_leases);
+}
+
+static void run_ct_show(int argc, char **argv)
+{
+    output(call("ct-show", argc ? json_pack("{s:s}", "network", argv[0]) : NULL), print_ct);
+}
+
+static void run_ct_flush(int argc, char **argv)
+{
+    output(call("ct-flush", argc ? json_pack("{s:s}", "network", argv[0]) : NULL), NULL);
+}
+
 static const struct command commands[] = {
     {"show", 0, 0, "", run_show},
     {"add-br", 1, 1, "BR", run_add_br},
@@ -634,12 +761,20 @@ static const struct command commands[] = {
     {"fdb-show", 1, 2, "BR [vlan=N]", run_fdb_show},
     {"fdb-flush", 1, 1, "BR", run_fdb_flush},
     {"port-stats", 0, 1, "[PORT]", run_port_stats},
+    {"add-net", 2, -1, "NET KEY=VALUE...", run_add_net},
+    {"set-net", 2, -1, "NET KEY=VALUE...", run_set_net},
+    {"del-net", 1, 1, "NET", run_del_net},
+    {"list-nets", 0, 0, "", run_list_nets},
+    {"list-leases", 1, 1, "NET", run_list_leases},
+    {"add-forward", 4, 4, "NET proto=tcp|udp port=N to=IP:PORT", run_add_forward},
+    {"del-forward", 3, 3, "NET proto=tcp|udp port=N", run_del_forward},
+    {"ct-show", 0, 1, "[NET]", run_ct_show},
+    {"ct-flush", 0, 1, "[NET]", run_ct_flush},
 };
 
 /* In vswitchctl's contract (DESIGN §4) but not served by this daemon yet. */
 static const char *const later_commands[] = {
-    "add-net", "del-net", "list-nets", "list-leases", "add-forward", "del-forward",
-    "ct-show", "ct-flush", "capture", NULL,
+    "capture", NULL,
 };
 
 int main(int argc, char **argv)

@@ -320,6 +320,7 @@ void conf_free(struct conf *c)
 {
     free(c->bridges);
     free(c->ports);
+    free(c->nets);
     conf_init(c);
 }
 
@@ -340,6 +341,13 @@ int conf_clone(struct conf *dst, const struct conf *src)
             goto nomem;
         memcpy(c.ports, src->ports, src->n_ports * sizeof *c.ports);
         c.n_ports = src->n_ports;
+    }
+    if (src->n_nets) {
+        c.nets = malloc(src->n_nets * sizeof *c.nets);
+        if (!c.nets)
+            goto nomem;
+        memcpy(c.nets, src->nets, src->n_nets * sizeof *c.nets);
+        c.n_nets = src->n_nets;
     }
     *dst = c;
     return 0;
@@ -395,6 +403,11 @@ int conf_del_bridge(struct conf *c, const char *name, char *err, size_t errlen)
         if (strcmp(c->ports[i].bridge, name))
             c->ports[j++] = c->ports[i];
     c->n_ports = j;
+    j = 0; /* and its networks */
+    for (size_t i = 0; i < c->n_nets; i++)
+        if (strcmp(c->nets[i].bridge, name))
+            c->nets[j++] = c->nets[i];
+    c->n_nets = j;
     size_t bi = (size_t)(b - c->bridges);
     memmove(b, b + 1, (c->n_bridges - bi - 1) * sizeof *b);
     c->n_bridges--;
@@ -1063,6 +1076,11 @@ int conf_del_port(struct conf *c, const char *bridge, const char *name, char *er
     if (bridge && strcmp(p->bridge, bridge))
         return fail(err, errlen, -ENOENT, "port %s is not on bridge %s (it is on %s)", name,
                     bridge, p->bridge);
+    const struct conf_net *un = conf_net_using_port(c, name);
+    if (un)
+        return fail(err, errlen, -EINVAL,
+                    "port %s is the nat= uplink of network %s: set-net %s nat= first", name,
+                    un->name, un->name);
     size_t i = (size_t)(p - c->ports);
     memmove(p, p + 1, (c->n_ports - i - 1) * sizeof *p);
     c->n_ports--;
@@ -1110,7 +1128,7 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
         if ((r = port_check(p, err, errlen)) || (r = port_check_unique(c, p, err, errlen)))
             return r;
     }
-    return 0;
+    return conf_validate_nets(c, err, errlen);
 }
 
 /* ---- JSON ---- */
@@ -1192,7 +1210,7 @@ json_t *conf_to_json(const struct conf *c)
     json_t *j = json_object();
     json_t *bridges = json_array();
     json_t *ports = json_array();
-    json_object_set_new(j, "version", json_integer(CONF_SCHEMA_VERSION));
+    json_object_set_new(j, "version", json_integer(c->n_nets ? CONF_SCHEMA_VERSION : 1));
     for (size_t i = 0; i < c->n_bridges; i++)
         json_array_append_new(bridges, json_pack("{s:s, s:I}", "name", c->bridges[i].name,
                                                  "ageing",
@@ -1201,6 +1219,12 @@ json_t *conf_to_json(const struct conf *c)
         json_array_append_new(ports, conf_port_to_json(&c->ports[i]));
     json_object_set_new(j, "bridges", bridges);
     json_object_set_new(j, "ports", ports);
+    if (c->n_nets) {
+        json_t *nets = json_array();
+        for (size_t i = 0; i < c->n_nets; i++)
+            json_array_append_new(nets, conf_net_to_json(&c->nets[i]));
+        json_object_set_new(j, "networks", nets);
+    }
     return j;
 }
 
@@ -1301,13 +1325,14 @@ int conf_from_json(struct conf *out, const json_t *j, char *err, size_t errlen)
     json_t *version = json_object_get(j, "version");
     if (!json_is_integer(version))
         return fail(err, errlen, -EINVAL, "the configuration has no \"version\" number");
-    if (json_integer_value(version) != CONF_SCHEMA_VERSION)
+    if (json_integer_value(version) < 1 || json_integer_value(version) > CONF_SCHEMA_VERSION)
         return fail(err, errlen, -EINVAL,
                     "the configuration has schema version %lld; this vswitchd reads "
-                    "version %d",
+                    "versions 1 to %d",
                     (long long)json_integer_value(version), CONF_SCHEMA_VERSION);
     json_object_foreach ((json_t *)j, key, v) {
-        if (strcmp(key, "version") && strcmp(key, "bridges") && strcmp(key, "ports"))
+        if (strcmp(key, "version") && strcmp(key, "bridges") && strcmp(key, "ports") &&
+            (strcmp(key, "networks") || json_integer_value(version) < 2))
             return fail(err, errlen, -EINVAL, "the configuration has an unknown key \"%.40s\"",
                         key);
     }
@@ -1328,6 +1353,9 @@ int conf_from_json(struct conf *out, const json_t *j, char *err, size_t errlen)
         if ((r = port_from_json(&c, i, v, err, errlen)))
             goto fail;
     }
+    json_t *nets = json_object_get(j, "networks");
+    if (nets && (r = conf_nets_from_json(&c, nets, err, errlen)))
+        goto fail;
     if ((r = conf_validate(&c, err, errlen)))
         goto fail;
     *out = c;

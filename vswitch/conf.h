@@ -91,11 +91,63 @@ struct conf_bridge {
     unsigned ageing; /* seconds; 0: learned entries never age */
 };
 
+/* ---- networks (L3 gateway, DHCP, NAT): conf_net.c ---- */
+
+#define CONF_FORWARDS_MAX 64
+#define CONF_RESERVE_MAX 64
+#define CONF_CT_MAX_DEFAULT 65536
+#define CONF_LEASE_DEFAULT 3600
+
+/* Connection-tracking timeouts, seconds; keys ct_timeout_NAME (add-net,
+ * set-net). Defaults are Linux's nf_conntrack ones. */
+enum ct_timeout {
+    CT_TO_TCP_SYN_SENT, CT_TO_TCP_SYN_RECV, CT_TO_TCP_ESTABLISHED, CT_TO_TCP_FIN_WAIT,
+    CT_TO_TCP_CLOSE_WAIT, CT_TO_TCP_LAST_ACK, CT_TO_TCP_TIME_WAIT, CT_TO_TCP_CLOSE,
+    CT_TO_UDP, CT_TO_UDP_STREAM, CT_TO_ICMP, CT_TO__COUNT
+};
+extern const char *const conf_ct_timeout_names[CT_TO__COUNT];
+extern const uint32_t conf_ct_timeout_defaults[CT_TO__COUNT];
+
+/* Addresses and ports in host byte order. */
+struct conf_forward {
+    uint8_t proto;            /* IPPROTO_TCP or IPPROTO_UDP */
+    uint16_t port;            /* on the uplink's address */
+    uint32_t to_ip;           /* inside the network */
+    uint16_t to_port;
+};
+
+struct conf_reservation {
+    uint8_t mac[6];
+    uint32_t ip;
+};
+
+struct conf_net {
+    char name[CONF_NAME_MAX];
+    char bridge[CONF_NAME_MAX];
+    uint16_t vlan;            /* 0: untagged VLAN 0 */
+    uint32_t subnet;          /* network address */
+    uint8_t plen;
+    uint32_t gateway;
+    bool dhcp;
+    uint32_t dhcp_first, dhcp_last;
+    uint32_t dns;             /* 0: the gateway's address */
+    uint32_t lease;           /* seconds */
+    char nat[CONF_NAME_MAX];  /* uplink port; empty: no NAT */
+    uint32_t ct_max;          /* connections through this network's NAT */
+    uint32_t ct_timeouts[CT_TO__COUNT];
+    size_t n_reserve;
+    struct conf_reservation reserve[CONF_RESERVE_MAX];
+    size_t n_forwards;
+    struct conf_forward forwards[CONF_FORWARDS_MAX];
+};
+
 struct conf {
     struct conf_bridge *bridges;
     size_t n_bridges;
     struct conf_port *ports;
     size_t n_ports;
+    struct conf_net *nets;
+    size_t n_nets;
 };
 
 void conf_init(struct conf *c);
@@ -143,7 +195,35 @@ void conf_format_vlan_list(const uint64_t bitmap[64], char *buf, size_t len);
  * conf_from_json checks them. */
 int conf_validate(const struct conf *c, char *err, size_t errlen);
 
-#define CONF_SCHEMA_VERSION 1
+/* Networks (conf_net.c). add-net keys: bridge= vlan= subnet= gateway= dhcp=FIRST-LAST
+ * dns=IP lease=SECS nat=PORT reserve=MAC=IP[,MAC=IP...] ct_max=N ct_timeout_NAME=SECS;
+ * set-net takes the same keys but bridge= (KEY= resets optional ones). */
+struct conf_net *conf_find_net(const struct conf *c, const char *name);
+int conf_add_net(struct conf *c, const char *name, const char *const *opts, size_t nopts,
+                 char *err, size_t errlen);
+int conf_set_net(struct conf *c, const char *name, const char *const *opts, size_t nopts,
+                 char *err, size_t errlen);
+int conf_del_net(struct conf *c, const char *name, char *err, size_t errlen);
+/* add-forward NET proto=tcp|udp port=N to=IP:PORT; del-forward NET proto= port= */
+int conf_add_forward(struct conf *c, const char *net, const char *const *opts,
+                     size_t nopts, char *err, size_t errlen);
+int conf_del_forward(struct conf *c, const char *net, const char *const *opts,
+                     size_t nopts, char *err, size_t errlen);
+/* Whole-configuration checks of the networks (called by conf_validate). */
+int conf_validate_nets(const struct conf *c, char *err, size_t errlen);
+json_t *conf_net_to_json(const struct conf_net *n);
+int conf_nets_from_json(struct conf *c, const json_t *nets, char *err, size_t errlen);
+/* Whether port `name` is some network's nat= uplink. */
+const struct conf_net *conf_net_using_port(const struct conf *c, const char *name);
+/* The network address of `ip` in a /plen */
+static inline uint32_t conf_mask(uint8_t plen)
+{
+    return plen ? ~0u << (32 - plen) : 0;
+}
+
+/* Version 2 adds "networks"; a configuration without networks is still
+ * written as version 1, and both are read. */
+#define CONF_SCHEMA_VERSION 2
 
 /* JSON form, as stored in the db file and shown by `show --json`:
  * {"version":1,"bridges":[{"name":..,"ageing":..}],"ports":[{"name":..,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "l3.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -312,6 +313,8 @@ static json_t *m_list_ports(struct ctl_call *c)
     return r;
 }
 
+static json_t *nets_json(struct ctl_call *c);
+
 static json_t *m_show(struct ctl_call *c)
 {
     const struct conf *cf = &c->m->conf;
@@ -333,7 +336,7 @@ static json_t *m_show(struct ctl_call *c)
                                                  "ageing", (json_int_t)b->ageing, "ports",
                                                  ports));
     }
-    return json_pack("{s:o}", "bridges", bridges);
+    return json_pack("{s:o, s:o}", "bridges", bridges, "networks", nets_json(c));
 }
 
 static json_t *m_fdb_show(struct ctl_call *c)
@@ -388,6 +391,116 @@ static json_t *m_port_stats(struct ctl_call *c)
     return r;
 }
 
+/* ---- networks ---- */
+
+/* A method that edits a network: NET plus options, through fn. */
+static json_t *net_edit(struct ctl_call *c, bool need_opts,
+                        int (*fn)(struct conf *, const char *, const char *const *, size_t,
+                                  char *, size_t))
+{
+    bool bad = false;
+    struct conf next;
+    char **opts;
+    size_t n;
+    const char *net = param_string(c, "network", true, &bad);
+    if (bad || param_options(c, need_opts, &opts, &n))
+        return NULL;
+    if (!clone_conf(c, &next)) {
+        free_options(opts, n);
+        return NULL;
+    }
+    int r = fn(&next, net, (const char *const *)opts, n, c->err, c->errlen);
+    free_options(opts, n);
+    return r ? edit_failed(c, &next, r) : commit(c, &next);
+}
+
+static json_t *m_add_net(struct ctl_call *c)
+{
+    return net_edit(c, true, conf_add_net);
+}
+
+static json_t *m_set_net(struct ctl_call *c)
+{
+    return net_edit(c, true, conf_set_net);
+}
+
+static json_t *m_add_forward(struct ctl_call *c)
+{
+    return net_edit(c, true, conf_add_forward);
+}
+
+static json_t *m_del_forward(struct ctl_call *c)
+{
+    return net_edit(c, true, conf_del_forward);
+}
+
+static json_t *m_del_net(struct ctl_call *c)
+{
+    bool bad = false;
+    struct conf next;
+    const char *net = param_string(c, "network", true, &bad);
+    if (bad || !clone_conf(c, &next))
+        return NULL;
+    int r = conf_del_net(&next, net, c->err, c->errlen);
+    return r ? edit_failed(c, &next, r) : commit(c, &next);
+}
+
+static json_t *nets_json(struct ctl_call *c)
+{
+    const struct conf *cf = &c->m->conf;
+    json_t *a = json_array();
+    for (size_t i = 0; i < cf->n_nets; i++) {
+        json_t *j = conf_net_to_json(&cf->nets[i]);
+        uint8_t m[6];
+        char mac[18];
+        l3_derive_mac(cf->nets[i].name, 0, m);
+        snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+                 m[4], m[5]);
+        json_object_set_new(j, "gateway_mac", json_string(mac));
+        json_array_append_new(a, j);
+    }
+    return a;
+}
+
+static json_t *m_list_nets(struct ctl_call *c)
+{
+    return nets_json(c);
+}
+
+static const char *net_param(struct ctl_call *c, bool required, bool *bad)
+{
+    const char *net = param_string(c, "network", required, bad);
+    if (!*bad && net && !conf_find_net(&c->m->conf, net)) {
+        call_fail(c, RPC_NOT_FOUND, "network %.40s does not exist", net);
+        *bad = true;
+    }
+    return net;
+}
+
+static json_t *m_list_leases(struct ctl_call *c)
+{
+    bool bad = false;
+    const char *net = net_param(c, true, &bad);
+    return bad ? NULL : l3_leases_json(switch_l3(c->m->sw), net);
+}
+
+static json_t *m_ct_show(struct ctl_call *c)
+{
+    bool bad = false;
+    const char *net = net_param(c, false, &bad);
+    return bad ? NULL : l3_ct_show(switch_l3(c->m->sw), net);
+}
+
+static json_t *m_ct_flush(struct ctl_call *c)
+{
+    bool bad = false;
+    const char *net = net_param(c, false, &bad);
+    if (bad)
+        return NULL;
+    l3_ct_flush(switch_l3(c->m->sw), net);
+    return json_object();
+}
+
 static const struct ctl_method {
     const char *name;
     json_t *(*fn)(struct ctl_call *c);
@@ -405,12 +518,23 @@ static const struct ctl_method {
     {"fdb-show", m_fdb_show, {"bridge", "vlan", NULL}},
     {"fdb-flush", m_fdb_flush, {"bridge", NULL}},
     {"port-stats", m_port_stats, {"port", NULL}},
+    {"add-net", m_add_net, {"network", "options", NULL}},
+    {"set-net", m_set_net, {"network", "options", NULL}},
+    {"del-net", m_del_net, {"network", NULL}},
+    {"list-nets", m_list_nets, {NULL}},
+    {"list-leases", m_list_leases, {"network", NULL}},
+    {"add-forward", m_add_forward, {"network", "options", NULL}},
+    {"del-forward", m_del_forward, {"network", "options", NULL}},
+    {"ct-show", m_ct_show, {"network", NULL}},
+    {"ct-flush", m_ct_flush, {"network", NULL}},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
 const char *const ctl_method_names[] = {
     "show", "add-br", "del-br", "list-br", "set-br", "add-port", "del-port",
-    "list-ports", "set-port", "fdb-show", "fdb-flush", "port-stats", NULL,
+    "list-ports", "set-port", "fdb-show", "fdb-flush", "port-stats", "add-net", "set-net",
+    "del-net", "list-nets", "list-leases", "add-forward", "del-forward", "ct-show",
+    "ct-flush", NULL,
 };
 
 json_t *ctl_methods_call(void *arg, const char *method, json_t *params, int *code,
@@ -473,6 +597,14 @@ struct ctl_methods *ctl_methods_create(struct vswitch *sw, struct conf *conf,
     if (db_path && !(m->db_path = strdup(db_path))) {
         free(m);
         return NULL;
+    }
+    if (db_path && switch_l3(sw)) {
+        /* DHCP leases live beside the db: DIR/leases.json */
+        char lp[4096];
+        const char *sl = strrchr(db_path, '/');
+        snprintf(lp, sizeof lp, "%.*sleases.json", sl ? (int)(sl - db_path + 1) : 0,
+                 db_path);
+        l3_state_set_leases_path(switch_l3(sw), lp);
     }
     m->sw = sw;
     m->conf = *conf;

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "fdb.h"
+#include "l3.h"
 #include "pkt.h"
 #include "port.h"
 
@@ -20,6 +21,7 @@ struct dp_bridge {
     struct fdb *fdb;         /* owned by the switch; lives across snapshots */
     unsigned n_members;
     uint16_t *members;       /* port numbers */
+    const struct l3_net **nets; /* by VLAN 0..4094; NULL: no networks here */
 };
 
 struct dp_port {
@@ -42,6 +44,7 @@ struct dp_snapshot {
     unsigned n_bridges;
     struct dp_rxq *rxqs[PMD_MAX]; /* per PMD */
     unsigned n_rxqs[PMD_MAX];
+    struct l3_snapshot *l3;  /* networks and uplinks (l3_state.c); may be NULL */
 };
 
 /* Transmit staging: what one rx batch sends to each output port. */
@@ -70,6 +73,8 @@ struct pmd {
     uint16_t touched[PORT_MAX];
     unsigned n_touched;
     struct pmd_txq txq[PORT_MAX];
+    /* frames the gateway makes (DHCP replies): one per batch slot */
+    uint8_t l3_bufs[PKT_BATCH][L3_BUF_SIZE];
 };
 
 /* bridge.c: forwards a received batch (stages: VLAN in, learn, lookup or

@@ -26,6 +26,22 @@ enum drop_reason {
     DROP_TX_ERROR,          /* write to the port failed */
     DROP_GUEST_FAULT,       /* guest memory vanished under the copy (SIGBUS) */
     /* L3 gateway, NAT (networks) */
+    DROP_ARP_INVALID,       /* ARP that is not Ethernet/IPv4 or is truncated */
+    DROP_IP_INVALID,        /* IPv4 header bad: version, length, options */
+    DROP_IP_CHECKSUM,       /* IPv4 header checksum wrong */
+    DROP_IP_FRAGMENT,       /* fragment where ports are needed (NAT) */
+    DROP_L4_TRUNCATED,      /* TCP/UDP/ICMP header shorter than its minimum */
+    DROP_TCP_BAD_FLAGS,     /* SYN+FIN, SYN+RST, no flags, ... */
+    DROP_ICMP_INVALID,      /* ICMP error not about a tracked connection */
+    DROP_L3_UNSUPPORTED,    /* to the gateway but not ARP/IPv4 (IPv6 for now) */
+    DROP_TTL_EXCEEDED,      /* TTL would reach 0 */
+    DROP_NO_ROUTE,          /* no network or uplink for the destination */
+    DROP_ARP_PENDING,       /* next hop unknown: an ARP request went out instead */
+    DROP_DHCP_INVALID,      /* malformed DHCP message */
+    DROP_NAT_NO_MAPPING,    /* arrived on the uplink for no connection or forward */
+    DROP_NAT_INVALID,       /* not valid for its connection's state */
+    DROP_NAT_TABLE_FULL,    /* connection table (ct_max) full */
+    DROP_NAT_PORTS_EXHAUSTED, /* no free port on the uplink address */
     /* end of L3 */
     /* VXLAN (overlay) */
     DROP_VXLAN_SHORT,       /* datagram shorter than VXLAN + Ethernet headers */

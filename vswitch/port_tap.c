@@ -272,5 +272,6 @@ const struct port_ops port_tap_ops = {
     .tx_burst = port_tap_tx_burst,
     .wait_fd = port_tap_wait_fd,
     .rx_pending = port_tap_rx_pending,
+    .uplink_addr = port_uplink_addr_of,
     .status = port_tap_status,
 };

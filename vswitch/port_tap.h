@@ -17,5 +17,8 @@ void port_tap_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *
 int port_tap_wait_fd(struct port *p, unsigned q, bool *is_eventfd);
 bool port_tap_rx_pending(struct port *p, unsigned q);
 json_t *port_tap_status(struct port *p);
+/* uplink_addr of tap and internal ports: ip= if set, else the interface's
+ * first IPv4 address (rtnetlink, libnl-route-3). port_internal.c. */
+int port_uplink_addr_of(struct port *p, uint32_t *addr_be, uint8_t *prefix_len);
 
 #endif

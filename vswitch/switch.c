@@ -32,6 +32,8 @@ struct vswitch {
     struct pmd *pmds;
     unsigned n_pmds;
     struct event *ageing_ev;
+    struct l3_state *l3;               /* networks: conntrack, leases, neighbours */
+    struct event *l3_ev;
 };
 
 struct dp_snapshot *switch_snapshot(struct vswitch *sw)
@@ -87,6 +89,20 @@ static void ageing_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void l3_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct vswitch *sw = arg;
+
+    (void)fd;
+    (void)what;
+    l3_state_tick(sw->l3);
+}
+
+struct l3_state *switch_l3(struct vswitch *sw)
+{
+    return sw->l3;
+}
+
 struct vswitch *switch_create(struct event_base *base, const struct switch_options *o)
 {
     struct vswitch *sw = calloc(1, sizeof(*sw));
@@ -116,6 +132,12 @@ struct vswitch *switch_create(struct event_base *base, const struct switch_optio
     if (!sw->ageing_ev)
         goto fail;
     event_add(sw->ageing_ev, &tv);
+    sw->l3 = l3_state_create();
+    sw->l3_ev = event_new(base, -1, EV_PERSIST, l3_tick, sw);
+    if (!sw->l3 || !sw->l3_ev)
+        goto fail;
+    tv.tv_sec = 1;
+    event_add(sw->l3_ev, &tv);
     return sw;
 fail:
     switch_destroy(sw);
@@ -126,6 +148,7 @@ static void snapshot_free(struct dp_snapshot *s)
 {
     if (!s)
         return;
+    l3_snapshot_free(s->l3, s);
     for (unsigned i = 0; i < s->n_bridges; i++)
         free(s->bridges[i].members);
     for (unsigned i = 0; i < PMD_MAX; i++)
@@ -158,6 +181,9 @@ void switch_destroy(struct vswitch *sw)
     snapshot_free(sw->snap);
     if (sw->ageing_ev)
         event_free(sw->ageing_ev);
+    if (sw->l3_ev)
+        event_free(sw->l3_ev);
+    l3_state_destroy(sw->l3);
     conf_free(&sw->conf);
     free(sw->pmds);
     free(sw);
@@ -346,6 +372,10 @@ int switch_apply(struct vswitch *sw, const struct conf *next, char *err, size_t 
     snap = snapshot_build(sw, next, by_no, bridges, n_bridges);
     if (!snap)
         goto nomem_rollback;
+    if (l3_snapshot_build(sw->l3, next, snap, by_no, err, errlen) < 0) {
+        snapshot_free(snap);
+        goto rollback;
+    }
 
     old = sw->snap;
     rcu_assign_pointer(sw->snap, snap);
@@ -391,6 +421,7 @@ int switch_apply(struct vswitch *sw, const struct conf *next, char *err, size_t 
         log_info("port %s (%u) added: type %s", opened[i]->name, opened[i]->no,
                  port_type_name(opened[i]->conf.type));
 
+    l3_state_commit(sw->l3, next);
     conf_free(&sw->conf);
     if (conf_clone(&sw->conf, next) < 0)
         log_err("out of memory keeping the configuration");

@@ -42,4 +42,7 @@ json_t *switch_fdb_show(struct vswitch *sw, const char *bridge, int vlan, char *
                         size_t errlen);
 int switch_fdb_flush(struct vswitch *sw, const char *bridge, char *err, size_t errlen);
 
+/* The networks' learned state (l3.h: leases, conntrack). */
+struct l3_state *switch_l3(struct vswitch *sw);
+
 #endif

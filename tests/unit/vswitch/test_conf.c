@@ -432,7 +432,7 @@ static void test_json_refused(void **state)
     expect_refused("[]", "not a JSON object");
     expect_refused("{}", "no \"version\"");
     expect_refused("{\"version\":\"1\"}", "no \"version\"");
-    expect_refused("{\"version\":2}", "schema version 2");
+    expect_refused("{\"version\":3}", "schema version 3");
     expect_refused("{\"version\":1,\"extra\":1}", "unknown key \"extra\"");
     expect_refused("{\"version\":1,\"bridges\":{}}", "not an array");
     expect_refused("{\"version\":1,\"ports\":3}", "not an array");
