@@ -19,6 +19,7 @@
 #include "ctl_methods.h"
 #include "ctl_server.h"
 #include "db.h"
+#include "etcd.h"
 #include "log.h"
 #include "switch.h"
 
@@ -34,6 +35,7 @@ struct options {
     const char *pidfile;
     bool detach;
     bool default_config;
+    const char *etcd;      /* --etcd URL, NULL: no discovery */
 };
 
 /* The embedded default configuration (--default-config): the lab of the
@@ -78,7 +80,8 @@ static void usage(FILE *f)
             "  --default-config     when the db holds no bridge, start from the embedded\n"
             "                       default: bridge br0 with vhost-user ports vm1, vm2\n"
             "                       listening on RUN_DIR/vm1.sock and RUN_DIR/vm2.sock\n"
-            "  --etcd URL           (not supported by this build yet)\n"
+            "  --etcd URL           discover VXLAN peers through etcd:\n"
+            "                       http://IP:PORT[/PREFIX][?ttl=SECONDS]\n"
             "  --help               show this help\n"
             "  --version            show the version\n"
             "\n"
@@ -112,7 +115,6 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    bool etcd = false;
     int c;
 
     opterr = 0;
@@ -151,7 +153,7 @@ static void parse_args(int argc, char **argv, struct options *o)
             o->pidfile = optarg;
             break;
         case OPT_ETCD:
-            etcd = true;
+            o->etcd = optarg;
             break;
         case OPT_DEFAULT_CONFIG:
             o->default_config = true;
@@ -175,9 +177,11 @@ static void parse_args(int argc, char **argv, struct options *o)
         bad_usage("--socket needs a path%s", "");
     if (o->run_dir && o->run_dir[0] != '/')
         bad_usage("--run-dir must be an absolute path, not \"%s\"", o->run_dir);
-    if (etcd) {
-        fprintf(stderr, "vswitchd: --etcd is not supported by this build yet\n");
-        exit(1);
+    if (o->etcd) {
+        struct etcd_url u;
+        char e[256];
+        if (etcd_parse_url(o->etcd, &u, e, sizeof e) < 0)
+            bad_usage("%s", e);
     }
 }
 
@@ -270,6 +274,7 @@ int main(int argc, char **argv)
     int ready_fd = -1, status = 1;
     struct event_base *base = NULL;
     struct vswitch *sw = NULL;
+    struct etcd *etcd = NULL;
     struct ctl_methods *methods = NULL;
     struct ctl_server *srv = NULL;
     struct event *sigint = NULL, *sigterm = NULL;
@@ -317,6 +322,11 @@ int main(int argc, char **argv)
     }
     log_info("restored %zu bridge(s) and %zu port(s)%s%s", conf.n_bridges, conf.n_ports,
              o.db ? " from " : "", o.db ? o.db : "");
+    if (o.etcd && !(etcd = etcd_start(base, sw, o.etcd, err, sizeof err))) {
+        log_err("%s", err);
+        conf_free(&conf);
+        goto out;
+    }
     methods = ctl_methods_create(sw, &conf, o.db);
     if (!methods) {
         log_err("out of memory");
@@ -354,6 +364,7 @@ out:
         event_free(sigint);
     if (sigterm)
         event_free(sigterm);
+    etcd_stop(etcd);
     if (sw)
         switch_destroy(sw);
     ctl_methods_destroy(methods);

@@ -1062,6 +1062,18 @@ int vxlan_set_discovered(struct port *p, unsigned i, const uint32_t *ips, unsign
         return -1;
     if (n)
         memcpy(copy, ips, n * sizeof(*ips));
+    /* a VTEP that left discovery (its lease expired) takes its MACs along,
+     * unless remote= names it */
+    for (unsigned k = 0; k < vx->n_discovered[i]; k++) {
+        uint32_t gone = vx->discovered[i][k];
+        bool kept = false;
+        for (unsigned j = 0; j < n && !kept; j++)
+            kept = ips[j] == gone;
+        for (unsigned j = 0; j < vx->n_static && !kept; j++)
+            kept = vx->statics[j] == gone;
+        if (!kept)
+            vtep_forget_ip(vx->vteps, gone);
+    }
     free(vx->discovered[i]);
     vx->discovered[i] = copy;
     vx->n_discovered[i] = n;
