@@ -293,6 +293,7 @@ static void write_zero_page(const struct boot_mem *m, const struct boot_image *b
         hdr_end = 0x290;
     memcpy(zp + BP_HDR, img + BP_HDR, hdr_end - BP_HDR);
     zp[HDR_TYPE_OF_LOADER] = 0xff;
+    wr64(zp + BP_ACPI_RSDP_ADDR, m->rsdp);
     wr32(zp + HDR_CODE32_START, (uint32_t)bi->load_addr);
     wr32(zp + HDR_CMD_LINE_PTR, (uint32_t)BOOT_CMDLINE_ADDR);
     wr32(zp + HDR_RAMDISK_IMAGE, (uint32_t)initrd_addr);
@@ -330,6 +331,7 @@ static void write_pvh_info(const struct boot_mem *m, uint64_t initrd_addr, size_
         wr64(si + 16, BOOT_PVH_MODLIST_ADDR);
     }
     wr64(si + 24, BOOT_CMDLINE_ADDR);
+    wr64(si + 32, m->rsdp);
     wr64(si + 40, BOOT_PVH_MEMMAP_ADDR);
     wr32(si + 48, n);
 }

@@ -34,6 +34,7 @@
 #define BOOT_E820_MAX 128
 
 /* boot_params (the zero page) and setup header offsets used here */
+#define BP_ACPI_RSDP_ADDR 0x070 /* boot protocol 2.14+ */
 #define BP_E820_ENTRIES 0x1E8
 #define BP_E820_TABLE 0x2D0
 #define BP_HDR 0x1F1
@@ -82,6 +83,7 @@ struct boot_mem {
     uint8_t *low;
     uint64_t low_size;
     uint64_t high_size;
+    uint64_t rsdp; /* gpa of the ACPI RSDP (0: none), told to the kernel */
 };
 
 struct boot_e820 {

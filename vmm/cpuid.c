@@ -128,6 +128,13 @@ void cpuid_patch(struct kvm_cpuid2 *c, unsigned capacity, unsigned apic_id, unsi
     }
 }
 
+void cpuid_set_tsc_deadline(struct kvm_cpuid2 *c)
+{
+    struct kvm_cpuid_entry2 *e = cpuid_find(c, 1, 0);
+    if (e)
+        e->ecx |= 1u << 24;
+}
+
 int cpuid_setup_vcpu(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned apic_id,
                      unsigned ncpus, char *err, size_t errlen)
 {

@@ -21,6 +21,14 @@ struct kvm_cpuid2 *cpuid_supported(int kvm_fd, char *err, size_t errlen);
  * PDCM, MONITOR/MWAIT, energy-perf bias). */
 void cpuid_patch(struct kvm_cpuid2 *c, unsigned capacity, unsigned apic_id, unsigned ncpus);
 
+/* Offers the TSC-deadline mode of the LAPIC timer (CPUID.1:ECX[24]), which
+ * KVM emulates when it has KVM_CAP_TSC_DEADLINE_TIMER but does not list in
+ * KVM_GET_SUPPORTED_CPUID (VMMs add it, as QEMU does). Without it Linux
+ * calibrates the LAPIC timer against the PIT at boot, which under nested
+ * KVM fails its own check ("APIC timer disabled due to verification
+ * failure") and leaves every tick to the PIT through the IOAPIC. */
+void cpuid_set_tsc_deadline(struct kvm_cpuid2 *c);
+
 /* Finds leaf/index in the table, or NULL. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uint32_t index);
 

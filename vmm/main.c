@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acpi.h"
 #include "api.h"
 #include "boot.h"
 #include "config.h"
@@ -428,7 +429,8 @@ static int load_guest(struct vmm *v, struct vm_entry *entry)
     unsigned nreg;
     const struct vm_ram_region *r = vm_ram_regions(v->vm, &nreg);
     struct boot_mem mem = {.low = r[0].hva, .low_size = r[0].size,
-                           .high_size = nreg > 1 ? r[1].size : 0};
+                           .high_size = nreg > 1 ? r[1].size : 0,
+                           .rsdp = ACPI_TABLES_ADDR};
     struct boot_image bi;
     int rc = boot_parse(kimg, klen, mem.low_size, &bi, err, sizeof(err));
     if (rc < 0) {
@@ -442,6 +444,13 @@ static int load_guest(struct vmm *v, struct vm_entry *entry)
     }
     if (mptable_write(mem.low, mem.low_size, BOOT_MPTABLE_ADDR, v->ncpus) < 0) {
         fprintf(stderr, "vmm: cannot write the MP table\n");
+        rc = -1;
+    }
+    struct acpi_config acfg = {.ncpus = v->ncpus, .mmio_start = PCI_MMIO_HOLE_START,
+                               .mmio_end = PCI_MMIO_HOLE_END};
+    if (rc == 0 && acpi_write_tables(mem.low, mem.low_size, ACPI_TABLES_ADDR,
+                                     ACPI_TABLES_MAX, &acfg) < 0) {
+        fprintf(stderr, "vmm: cannot write the ACPI tables\n");
         rc = -1;
     }
 out:

@@ -9,6 +9,7 @@
 struct platform {
     struct vm *vm;
     uint8_t cmos_index;
+    uint8_t pm1_en[2]; /* PM1a enable: kept, so the guest reads back what it set */
 };
 
 static struct platform platform_state;
@@ -29,12 +30,36 @@ static void pm_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bo
 {
     struct platform *p = opaque;
     if (!is_write) {
+        /* SCI_EN: always in ACPI mode (the FADT has no SMI command port) */
         memset(data, 0, len);
+        if (offset == 0)
+            data[0] = PLATFORM_PM1_SCI_EN;
         return;
     }
     uint16_t v = data[0] | (len > 1 ? data[1] << 8 : 0);
     if (offset == 0 && len >= 2 && (v & PLATFORM_PM1_SLP_EN))
         vm_request_exit(p->vm, VM_EXIT_POWEROFF, "the guest powered off");
+}
+
+/* PM1a status (bytes 0-1, write-one-to-clear; no fixed event ever happens,
+ * so always 0) and enable (bytes 2-3, read-write: ACPICA reads back the
+ * enable bits it sets -- the global lock, the RTC alarm -- and disables the
+ * event, with an error, when they do not stick). */
+static void pm_evt_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len,
+                      bool is_write)
+{
+    struct platform *p = opaque;
+    for (unsigned i = 0; i < len; i++) {
+        uint64_t o = offset + i;
+        if (o < 2 || o > 3) {
+            if (!is_write)
+                data[i] = 0;
+        } else if (is_write) {
+            p->pm1_en[o - 2] = data[i];
+        } else {
+            data[i] = p->pm1_en[o - 2];
+        }
+    }
 }
 
 static uint8_t bcd(int v)
@@ -94,6 +119,7 @@ int platform_init(struct vm *vm)
     /* 0x61 (PIT/speaker) is served in the kernel before dispatch. */
     if ((r = vm_register_pio(vm, 0x60, 5, i8042_io, p)) < 0 ||
         (r = vm_register_pio(vm, PLATFORM_PM1A_CNT, 2, pm_io, p)) < 0 ||
+        (r = vm_register_pio(vm, PLATFORM_PM1A_EVT, 4, pm_evt_io, p)) < 0 ||
         (r = vm_register_pio(vm, 0x70, 2, cmos_io, p)) < 0 ||
         (r = vm_register_pio(vm, 0x80, 1, post_io, p)) < 0)
         return r;

@@ -1,6 +1,8 @@
 /* virtio 1.2 modern PCI transport (§4.1). See virtio_pci.h. */
 #include "virtio_pci.h"
 
+#include "mptable.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +21,6 @@
 
 #define F_VERSION_1 (1ULL << 32)
 
-/* INTx line given to virtio functions (the guest only uses it without MSI-X) */
-#define VIRTIO_PCI_INTX_IRQ 11
 
 struct virtio_pci {
     struct vm *vm;
@@ -37,6 +37,7 @@ struct virtio_pci {
     uint8_t config_generation;
     uint16_t queue_select;
     uint8_t isr;
+    unsigned intx_gsi; /* INTA#, wired as the MP table and ACPI _PRT say */
     unsigned nqueues;
     uint16_t queue_max;
     unsigned config_size;
@@ -76,7 +77,7 @@ void virtio_pci_reset(struct virtio_pci *vp)
     vp->config_vector = MSIX_NO_VECTOR;
     if (vp->isr) {
         vp->isr = 0;
-        vm_irq_line(vp->vm, VIRTIO_PCI_INTX_IRQ, false);
+        vm_irq_line(vp->vm, vp->intx_gsi, false);
     }
     queues_reset(vp);
 }
@@ -247,7 +248,7 @@ void virtio_pci_bar_access(struct virtio_pci *vp, uint64_t offset, uint8_t *data
             data[0] = vp->isr;
             if (vp->isr) {
                 vp->isr = 0;
-                vm_irq_line(vp->vm, VIRTIO_PCI_INTX_IRQ, false);
+                vm_irq_line(vp->vm, vp->intx_gsi, false);
             }
         }
     } else if (offset < VIRTIO_PCI_NOTIFY_OFF) {
@@ -343,7 +344,11 @@ struct virtio_pci *virtio_pci_create(struct vm *vm, struct pci_bus *bus,
                              class_code, VIRTIO_PCI_VENDOR, 0x1100);
     if (!vp->dev)
         goto err_free;
-    pci_dev_set_intx(vp->dev, VIRTIO_PCI_INTX_IRQ);
+    /* INTA# of slot d is GSI mptable_pci_gsi(d) (IOAPIC pin 16 + d % 8,
+     * level, active low: MP table and _PRT); the interrupt line register
+     * says the same, for guests that read it */
+    vp->intx_gsi = mptable_pci_gsi(pci_dev_slot(vp->dev));
+    pci_dev_set_intx(vp->dev, (uint8_t)vp->intx_gsi);
     vp->msix = msix_create(vm, vp->dev, nvec, VIRTIO_PCI_MSIX_BAR, MSIX_TABLE_OFF,
                            MSIX_PBA_OFF);
     if (!vp->msix)
@@ -450,7 +455,7 @@ void virtio_pci_config_changed(struct virtio_pci *vp)
         return;
     }
     vp->isr |= VIRTIO_PCI_ISR_CONFIG;
-    vm_irq_line(vp->vm, VIRTIO_PCI_INTX_IRQ, true);
+    vm_irq_line(vp->vm, vp->intx_gsi, true);
 }
 
 void virtio_pci_needs_reset(struct virtio_pci *vp)

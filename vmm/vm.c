@@ -558,6 +558,8 @@ struct vm *vm_create(const struct vm_config *cfg, struct event_base *base, char 
     vm->cpuid = cpuid_supported(vm->kvm_fd, err, errlen);
     if (!vm->cpuid)
         goto fail;
+    if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+        cpuid_set_tsc_deadline(vm->cpuid);
 
     struct sigaction sa = {.sa_handler = vcpu_kick_handler};
     sigemptyset(&sa.sa_mask);

@@ -143,7 +143,7 @@ static void test_zero_page_and_initrd(void **state)
     uint8_t *img = make_bzimage(8192, 0x20f, 2 << 20, &len);
     struct boot_image bi;
     char err[256];
-    struct boot_mem m = {.low = ram, .low_size = RAM};
+    struct boot_mem m = {.low = ram, .low_size = RAM, .rsdp = 0xE0000};
     assert_int_equal(boot_parse(img, len, RAM, &bi, err, sizeof(err)), 0);
     uint8_t initrd[10000];
     memset(initrd, 0x5a, sizeof(initrd));
@@ -156,6 +156,8 @@ static void test_zero_page_and_initrd(void **state)
     assert_int_equal(get16(zp + HDR_VERSION), 0x20f);
     assert_int_equal(get32(zp + HDR_CMD_LINE_PTR), BOOT_CMDLINE_ADDR);
     assert_string_equal((const char *)ram + BOOT_CMDLINE_ADDR, "console=ttyS0 quiet");
+    /* the ACPI tables are pointed at (boot_params.acpi_rsdp_addr) */
+    assert_int_equal(get64(zp + BP_ACPI_RSDP_ADDR), 0xE0000);
     /* kernel at 1 MiB */
     assert_memory_equal(ram + 0x100000, img + 1024, 8192);
     /* initrd: page aligned, as high as possible, above the kernel */
@@ -295,7 +297,7 @@ static void test_pvh(void **state)
     uint8_t *f = make_elf(true, 16 << 20, 0x2000, &len);
     struct boot_image bi;
     char err[256];
-    struct boot_mem m = {.low = ram, .low_size = RAM};
+    struct boot_mem m = {.low = ram, .low_size = RAM, .rsdp = 0xE0000};
     assert_int_equal(boot_parse(f, len, RAM, &bi, err, sizeof(err)), 0);
     assert_int_equal(bi.kind, BOOT_ELF_PVH);
     assert_int_equal(bi.pvh_entry, (16 << 20) + 0x40);
@@ -319,6 +321,7 @@ static void test_pvh(void **state)
     assert_int_equal(get64(mod + 8), sizeof(initrd));
     assert_int_equal(ram[get64(mod)], 1);
     assert_string_equal((const char *)ram + get64(si + 24), "root=/dev/vda");
+    assert_int_equal(get64(si + 32), 0xE0000); /* rsdp_paddr */
     assert_int_equal(get32(si + 48), 3); /* memmap entries */
     const uint8_t *mm = ram + get64(si + 40);
     assert_int_equal(get64(mm + 2 * 24), 0x100000);
