@@ -290,7 +290,7 @@ enum l3_verdict l3_input(struct pmd *pmd, struct l3_snapshot *l3, const struct l
     if (p->ethertype == ETH_TYPE_ARP) {
         uint32_t ip;
         uint8_t mac[6];
-        bool bad;
+        bool bad = false;
         if (arp_sender(p, &ip, mac) &&
             (n ? (ip & n->mask) == n->subnet : (ip & up->mask) == (up->addr & up->mask)))
             neigh_learn(&l3->state->neigh, ip, mac, pmd->now);
