@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "gso.h"
 #include "guest_fault.h"
 #include "log.h"
 #include "port.h"
@@ -467,6 +468,39 @@ static bool vp_gso_ok(const struct vhost_port *vp, const struct virtio_net_hdr *
     }
 }
 
+/* One frame into the guest's receive ring; false if it was dropped (counted). */
+static bool vp_tx_one(struct port *p, struct vhost_port *vp, struct vring *vq,
+                      struct pkt *pk, uint16_t tci, uint64_t *bytes)
+{
+    struct iovec iov[PKT_IOV_MAX];
+    struct virtio_net_hdr h;
+    enum vhost_net_rx_err e;
+    uint8_t tag[4];
+    uint32_t len = pk->len + (tci ? VLAN_HLEN : 0);
+    int niov;
+
+    if ((pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !vp->guest_csum &&
+        !pkt_finish_csum(pk)) {
+        port_count_drop(p, DROP_BAD_OFFLOAD, 1);
+        return false;
+    }
+    pkt_vnet_for_egress(pk, tci, &h);
+    if (!vp->guest_csum)
+        h.flags = 0;
+    niov = pkt_gather(pk, tci, tag, iov);
+    e = vhost_net_rx_copy(vq, vp->mrg_rxbuf, vp->hdr_len, &h, iov, niov, len);
+    if (e != VHOST_NET_RX_OK) {
+        port_count_drop(p,
+                        e == VHOST_NET_RX_NO_BUF   ? DROP_NO_BUFFER
+                        : e == VHOST_NET_RX_TOO_BIG ? DROP_TOO_BIG
+                                                    : DROP_DESC_INVALID,
+                        1);
+        return false;
+    }
+    *bytes += len;
+    return true;
+}
+
 static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                         int n)
 {
@@ -479,37 +513,21 @@ static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t 
     guest_guard.held = &vp->tx_lock;
     for (int i = 0; i < n; i++) {
         struct pkt *pk = pkts[i];
-        struct iovec iov[PKT_IOV_MAX];
-        struct virtio_net_hdr h;
-        enum vhost_net_rx_err e;
-        uint8_t tag[4];
-        uint32_t len = pk->len + (tcis[i] ? VLAN_HLEN : 0);
-        int niov;
 
         if (!vp_gso_ok(vp, &pk->vnet)) {
-            port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
+            /* a guest without TSO: segment in software */
+            struct pkt *segs = gso_scratch();
+            int ns = pkt_gso_segment(pk, segs, GSO_SEGS_MAX);
+
+            if (ns < 0) {
+                port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
+                continue;
+            }
+            for (int k = 0; k < ns; k++)
+                sent += vp_tx_one(p, vp, vq, &segs[k], tcis[i], &bytes);
             continue;
         }
-        if ((pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !vp->guest_csum &&
-            !pkt_finish_csum(pk)) {
-            port_count_drop(p, DROP_BAD_OFFLOAD, 1);
-            continue;
-        }
-        pkt_vnet_for_egress(pk, tcis[i], &h);
-        if (!vp->guest_csum)
-            h.flags = 0;
-        niov = pkt_gather(pk, tcis[i], tag, iov);
-        e = vhost_net_rx_copy(vq, vp->mrg_rxbuf, vp->hdr_len, &h, iov, niov, len);
-        if (e != VHOST_NET_RX_OK) {
-            port_count_drop(p,
-                            e == VHOST_NET_RX_NO_BUF   ? DROP_NO_BUFFER
-                            : e == VHOST_NET_RX_TOO_BIG ? DROP_TOO_BIG
-                                                        : DROP_DESC_INVALID,
-                            1);
-            continue;
-        }
-        sent++;
-        bytes += len;
+        sent += vp_tx_one(p, vp, vq, pk, tcis[i], &bytes);
     }
     if (sent)
         vring_flush(vq);

@@ -22,6 +22,7 @@
 #include <urcu-qsbr.h>
 
 #include "fdb.h"
+#include "gso.h"
 #include "log.h"
 #include "port_vxlan.h"
 
@@ -905,6 +906,53 @@ static void tx_add(struct vxlan *vx, struct tx_batch *b, const struct pkt *pk, u
         tx_flush(vx, b);
 }
 
+/* One frame into the batch: to its VTEP, or to every remote. */
+static void vxlan_tx_one(struct port *p, struct vxlan *vx, struct tx_batch *b,
+                         struct pkt *pk, uint16_t tci, uint32_t now)
+{
+    unsigned idx = 0;
+    const struct vxlan_flood *f;
+    uint32_t ip, len;
+    uint16_t sport;
+
+    if (vx->map) {
+        idx = vx->vlan_idx[pk->vlan & 0xfff];
+        if (!idx) {
+            port_count_drop(p, DROP_VXLAN_NO_VNI, 1);
+            return;
+        }
+        idx--;
+        tci = 0;
+    }
+    if ((pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !pkt_finish_csum(pk)) {
+        port_count_drop(p, DROP_BAD_OFFLOAD, 1);
+        return;
+    }
+    len = pk->len + (tci ? VLAN_HLEN : 0);
+    if ((vx->underlay_mtu && len + VXLAN_UDP_OVERHEAD > vx->underlay_mtu) ||
+        len + VXLAN_HLEN > 65507) {
+        port_count_drop(p, DROP_VXLAN_UNDERLAY_MTU, 1);
+        return;
+    }
+    sport = vxlan_src_port(pk);
+    /* A known unicast destination goes to its VTEP; the rest to all. */
+    ip = mac_is_multicast(pkt_dst_mac(pk)) ? 0
+                                            : vtep_lookup(vx->vteps, idx, pkt_dst_mac(pk), now);
+    if (ip) {
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(vx->dstport),
+                                 .sin_addr.s_addr = ip};
+        tx_add(vx, b, pk, tci, vx->vni[idx], sport, &to);
+        return;
+    }
+    f = rcu_dereference(vx->flood[idx]);
+    if (!f || !f->n) {
+        port_count_drop(p, DROP_VXLAN_NO_REMOTE, 1);
+        return;
+    }
+    for (unsigned r = 0; r < f->n; r++)
+        tx_add(vx, b, pk, tci, vx->vni[idx], sport, &f->to[r]);
+}
+
 static void vxlan_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                            int n)
 {
@@ -915,52 +963,23 @@ static void vxlan_tx_burst(struct port *p, struct pkt *const *pkts, const uint16
     b.n = 0;
     for (int i = 0; i < n; i++) {
         struct pkt *pk = pkts[i];
-        unsigned idx = 0;
-        uint16_t tci = tcis[i];
-        const struct vxlan_flood *f;
-        uint32_t ip, len;
-        uint16_t sport;
 
-        if (vx->map) {
-            idx = vx->vlan_idx[pk->vlan & 0xfff];
-            if (!idx) {
-                port_count_drop(p, DROP_VXLAN_NO_VNI, 1);
+        if (pkt_is_gso(pk)) {
+            /* the tunnel takes MTU-sized frames: segment in software */
+            struct pkt *segs = gso_scratch();
+            int ns = pkt_gso_segment(pk, segs, GSO_SEGS_MAX);
+
+            if (ns < 0) {
+                port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
                 continue;
             }
-            idx--;
-            tci = 0;
-        }
-        if (pk->vnet.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-            port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
+            for (int k = 0; k < ns; k++)
+                vxlan_tx_one(p, vx, &b, &segs[k], tcis[i], now);
+            if (b.n) /* the batch points into the scratch segments */
+                tx_flush(vx, &b);
             continue;
         }
-        if ((pk->vnet.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !pkt_finish_csum(pk)) {
-            port_count_drop(p, DROP_BAD_OFFLOAD, 1);
-            continue;
-        }
-        len = pk->len + (tci ? VLAN_HLEN : 0);
-        if ((vx->underlay_mtu && len + VXLAN_UDP_OVERHEAD > vx->underlay_mtu) ||
-            len + VXLAN_HLEN > 65507) {
-            port_count_drop(p, DROP_VXLAN_UNDERLAY_MTU, 1);
-            continue;
-        }
-        sport = vxlan_src_port(pk);
-        /* A known unicast destination goes to its VTEP; the rest to all. */
-        ip = mac_is_multicast(pkt_dst_mac(pk)) ? 0
-                                                : vtep_lookup(vx->vteps, idx, pkt_dst_mac(pk), now);
-        if (ip) {
-            struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(vx->dstport),
-                                     .sin_addr.s_addr = ip};
-            tx_add(vx, &b, pk, tci, vx->vni[idx], sport, &to);
-            continue;
-        }
-        f = rcu_dereference(vx->flood[idx]);
-        if (!f || !f->n) {
-            port_count_drop(p, DROP_VXLAN_NO_REMOTE, 1);
-            continue;
-        }
-        for (unsigned r = 0; r < f->n; r++)
-            tx_add(vx, &b, pk, tci, vx->vni[idx], sport, &f->to[r]);
+        vxlan_tx_one(p, vx, &b, pk, tcis[i], now);
     }
     if (b.n)
         tx_flush(vx, &b);
