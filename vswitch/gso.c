@@ -2,6 +2,7 @@
 
 #include "gso.h"
 #include "parse.h"
+#include "port.h"
 
 #define TCP_FIN 0x01
 #define TCP_PSH 0x08
@@ -168,4 +169,36 @@ int pkt_gso_segment(const struct pkt *p, struct pkt *out, int max)
         o->vnet.csum_offset = 16;
     }
     return n;
+}
+
+void gso_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis, int n,
+                  gso_tx_fn tx)
+{
+    struct pkt *segp[GSO_SEGS_MAX];
+    uint16_t segt[GSO_SEGS_MAX];
+    int start = 0;
+
+    for (int i = 0; i < n; i++) {
+        struct pkt *segs;
+        int ns;
+
+        if (!pkt_is_gso(pkts[i]))
+            continue;
+        if (i > start) /* the plain frames before it, as they are */
+            tx(p, pkts + start, tcis + start, i - start);
+        start = i + 1;
+        segs = gso_scratch();
+        ns = pkt_gso_segment(pkts[i], segs, GSO_SEGS_MAX);
+        if (ns < 0) {
+            port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
+            continue;
+        }
+        for (int k = 0; k < ns; k++) {
+            segp[k] = &segs[k];
+            segt[k] = tcis[i];
+        }
+        tx(p, segp, segt, ns);
+    }
+    if (n > start)
+        tx(p, pkts + start, tcis + start, n - start);
 }

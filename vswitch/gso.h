@@ -28,4 +28,15 @@ int pkt_gso_segment(const struct pkt *p, struct pkt *out, int max);
 /* A per-thread array of GSO_SEGS_MAX packets for pkt_gso_segment. */
 struct pkt *gso_scratch(void);
 
+struct port;
+typedef void (*gso_tx_fn)(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                          int n);
+
+/* For port types that take no super-frames and are done with a packet when
+ * tx returns (they copy it out): calls tx with the burst in order, every
+ * super-frame replaced by its segments. A super-frame that cannot be
+ * segmented is counted as gso_unsupported. */
+void gso_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis, int n,
+                  gso_tx_fn tx);
+
 #endif

@@ -35,6 +35,7 @@
 #include "guest_fault.h"
 #include "log.h"
 #include "port.h"
+#include "gso.h"
 #include "uplink.h"
 
 #define XSK_FRAME_SIZE XSK_UMEM__DEFAULT_FRAME_SIZE /* 4096 */
@@ -327,7 +328,7 @@ static void xsk_reap_completions(struct afxdp *x)
     x->tx_outstanding -= got;
 }
 
-static void afxdp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+static void afxdp_tx_frames(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                            int n)
 {
     struct afxdp *x = p->priv;
@@ -443,6 +444,13 @@ static json_t *afxdp_status(struct port *p)
 static bool afxdp_same_options(const struct conf_port *a, const struct conf_port *b)
 {
     return strcmp(a->dev, b->dev) == 0 && a->queue == b->queue;
+}
+
+/* Super-frames are cut into segments first: the wire takes MTU-sized frames. */
+static void afxdp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                           int n)
+{
+    gso_tx_burst(p, pkts, tcis, n, afxdp_tx_frames);
 }
 
 const struct port_ops port_afxdp_ops = {

@@ -30,6 +30,7 @@
 #include "guest_fault.h"
 #include "log.h"
 #include "port.h"
+#include "gso.h"
 #include "uplink.h"
 
 #define DPDK_RING_SIZE 1024
@@ -347,7 +348,7 @@ static void dpdk_rx_done(struct port *p, unsigned q, struct pkt *pkts, int n)
     d->n_held = 0;
 }
 
-static void dpdk_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+static void dpdk_tx_frames(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                           int n)
 {
     struct dpdk_port *d = p->priv;
@@ -463,6 +464,13 @@ static json_t *dpdk_status(struct port *p)
 static bool dpdk_same_options(const struct conf_port *a, const struct conf_port *b)
 {
     return strcmp(a->devargs, b->devargs) == 0 && a->mtu == b->mtu;
+}
+
+/* Super-frames are cut into segments first: the wire takes MTU-sized frames. */
+static void dpdk_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                           int n)
+{
+    gso_tx_burst(p, pkts, tcis, n, dpdk_tx_frames);
 }
 
 const struct port_ops port_dpdk_ops = {
