@@ -16,6 +16,7 @@ a daemon restart (db); del-port releases the device so it can be added again;
 a bad devargs= is refused with DPDK's reason."""
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -30,7 +31,9 @@ def build_dpdk_tree():
         h.skip("libdpdk is not installed (libdpdk-dev): no dpdk build to test")
     t0 = time.monotonic()
     if not os.path.exists(os.path.join(BUILD_DPDK, "build.ninja")):
-        h.sh(["meson", "setup", BUILD_DPDK, "-Ddpdk=enabled"], timeout=300)
+        # a half-made tree (an interrupted setup) is set up again from scratch
+        shutil.rmtree(BUILD_DPDK, ignore_errors=True)
+        h.sh(["meson", "setup", BUILD_DPDK, h.ROOT, "-Ddpdk=enabled"], timeout=300)
     h.sh(["ninja", "-C", BUILD_DPDK] + TARGETS, timeout=600)
     h.step(f"{os.path.relpath(BUILD_DPDK, h.ROOT)} (-Ddpdk=enabled) ready in "
            f"{time.monotonic() - t0:.1f}s")
