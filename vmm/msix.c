@@ -35,6 +35,8 @@ struct msix {
     uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
     uint64_t pending[MSIX_MAX_VECTORS / 64];
     struct msix_source src[MSIX_MAX_SOURCES];
+    void (*intx_fn)(void *opaque);
+    void *intx_opaque;
 };
 
 static uint32_t rd32(const uint8_t *p)
@@ -120,8 +122,12 @@ static void source_watch_cb(evutil_socket_t fd, short what, void *arg)
     struct msix *m = s->m;
 
     vm_lock(m->vm);
-    if (s->watching && s->fd == fd && drain(fd))
-        set_pending(m, s->vector, true);
+    if (s->watching && s->fd == fd && drain(fd)) {
+        if (!msix_enabled(m) && m->intx_fn)
+            m->intx_fn(m->intx_opaque);
+        else if (s->vector < m->nvec)
+            set_pending(m, s->vector, true);
+    }
     vm_unlock(m->vm);
 }
 
@@ -297,6 +303,12 @@ int msix_notify(struct msix *m, unsigned v)
     return 0;
 }
 
+void msix_set_intx(struct msix *m, void (*fn)(void *opaque), void *opaque)
+{
+    m->intx_fn = fn;
+    m->intx_opaque = opaque;
+}
+
 int msix_set_source(struct msix *m, unsigned slot, int fd, unsigned vector)
 {
     if (slot >= MSIX_MAX_SOURCES)
@@ -311,8 +323,10 @@ int msix_set_source(struct msix *m, unsigned slot, int fd, unsigned vector)
         s->watch = NULL;
         s->fd = -1;
     }
-    if (fd < 0 || vector == MSIX_NO_VECTOR || vector >= m->nvec)
-        return fd < 0 || vector == MSIX_NO_VECTOR ? 0 : -EINVAL;
+    if (fd < 0)
+        return 0;
+    if (vector != MSIX_NO_VECTOR && vector >= m->nvec)
+        return -EINVAL;
     s->fd = fd;
     s->vector = vector;
     s->watch = event_new(vm_event_base(m->vm), fd, EV_READ | EV_PERSIST | EV_FINALIZE,

@@ -59,7 +59,14 @@ bool msix_pending(const struct msix *m, unsigned vector);
 int msix_notify(struct msix *m, unsigned vector);
 
 /* Binds source slot (0..MSIX_MAX_SOURCES-1) to eventfd fd and vector, or
- * unbinds it (fd < 0 or vector MSIX_NO_VECTOR). The fd stays the caller's. */
+ * unbinds it (fd < 0). A source bound to MSIX_NO_VECTOR only matters for
+ * the INTx fallback below. -EINVAL for a vector out of range. The fd stays
+ * the caller's. */
 int msix_set_source(struct msix *m, unsigned slot, int fd, unsigned vector);
+
+/* While MSI-X is disabled (a guest that did not enable it, or booted with
+ * pci=nomsi, uses INTx) the sources' signals go to fn, which raises the
+ * function's INTx line, instead of being lost until MSI-X is enabled. */
+void msix_set_intx(struct msix *m, void (*fn)(void *opaque), void *opaque);
 
 #endif

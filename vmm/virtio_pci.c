@@ -293,6 +293,24 @@ static void bar0_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len,
         msix_pba_access(vp->msix, offset - MSIX_PBA_OFF, data, len, is_write);
 }
 
+/* Sets ISR bits and asserts INTA# (level: until the driver reads the ISR),
+ * unless the driver disabled INTx in the command register. */
+static void intx_raise(struct virtio_pci *vp, uint8_t isr)
+{
+    vp->isr |= isr;
+    const uint8_t *cfg = pci_dev_cfg(vp->dev);
+    if (!((cfg[PCI_COMMAND] | cfg[PCI_COMMAND + 1] << 8) & PCI_COMMAND_INTX_DISABLE))
+        vm_irq_line(vp->vm, vp->intx_gsi, true);
+}
+
+/* A queue's call with MSI-X off: the driver polls the ISR on INTx. */
+static void queue_intx(void *opaque)
+{
+    struct virtio_pci *vp = opaque;
+    if (vp->status & STATUS_DRIVER_OK)
+        intx_raise(vp, VIRTIO_PCI_ISR_QUEUE);
+}
+
 static void cfg_write(void *opaque, unsigned offset, unsigned len)
 {
     struct virtio_pci *vp = opaque;
@@ -353,6 +371,7 @@ struct virtio_pci *virtio_pci_create(struct vm *vm, struct pci_bus *bus,
                            MSIX_PBA_OFF);
     if (!vp->msix)
         goto err_free;
+    msix_set_intx(vp->msix, queue_intx, vp);
     pci_dev_set_cfg_write(vp->dev, cfg_write, vp);
     if (add_vcap(vp->dev, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF,
                  VIRTIO_PCI_COMMON_LEN, false) < 0 ||
@@ -454,8 +473,7 @@ void virtio_pci_config_changed(struct virtio_pci *vp)
             msix_notify(vp->msix, vp->config_vector);
         return;
     }
-    vp->isr |= VIRTIO_PCI_ISR_CONFIG;
-    vm_irq_line(vp->vm, vp->intx_gsi, true);
+    intx_raise(vp, VIRTIO_PCI_ISR_CONFIG);
 }
 
 void virtio_pci_needs_reset(struct virtio_pci *vp)

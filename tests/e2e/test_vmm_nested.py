@@ -189,6 +189,8 @@ def test():
     ip = re.search(r"([\d.]+) Mbits/sec\s+receiver", con1)
     h.check(ip is not None, f"iperf3 vm1 -> vm2 did not report:\n{con1[-2000:]}")
     gbps = float(ip.group(1)) / 1000
+    h.check(float(ip.group(1)) > 0, f"iperf3 vm1 -> vm2 moved nothing (0 Mbit/s): the "
+            f"queues' interrupts do not reach the guests?\n{con1[-2000:]}")
     h.step(f"ping both ways, rtt avg {float(rtt.group(1)):.3f} ms; iperf3 vm1 -> vm2 "
            f"{gbps:.2f} Gbit/s")
 

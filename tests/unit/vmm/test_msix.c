@@ -228,6 +228,51 @@ static void test_irqfd_follows_mask(void **state)
     close(fd);
 }
 
+static unsigned intx_calls;
+static void count_intx(void *opaque)
+{
+    intx_calls++;
+}
+
+/* With MSI-X disabled a source's signal goes to the INTx fallback (it used
+ * to sit in the PBA until MSI-X came on, which a guest on INTx never does:
+ * traffic moved only on the driver's timeouts); with MSI-X on, the irqfd. A
+ * source without a vector is watched for the fallback alone. */
+static void test_intx_fallback(void **state)
+{
+    int a = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), b = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    uint64_t one = 1;
+
+    intx_calls = 0;
+    msix_set_intx(m, count_intx, NULL);
+    program(1, 0x71, false);
+    assert_int_equal(msix_set_source(m, 0, a, 1), 0);
+    assert_int_equal(msix_set_source(m, 1, b, MSIX_NO_VECTOR), 0);
+    assert_int_equal(fake_vm_routes_active(vm), 0);
+    assert_int_equal(write(a, &one, 8), 8);
+    fake_vm_run_events(vm);
+    assert_int_equal(intx_calls, 1);
+    assert_false(msix_pending(m, 1));
+    assert_int_equal(write(b, &one, 8), 8);
+    fake_vm_run_events(vm);
+    assert_int_equal(intx_calls, 2);
+
+    /* MSI-X on: a's vector is wired, b (no vector) raises nothing */
+    ctrl_write(MSIX_CTRL_ENABLE);
+    assert_int_equal(fake_vm_routes_active(vm), 1);
+    assert_int_equal(write(b, &one, 8), 8);
+    fake_vm_run_events(vm);
+    assert_int_equal(intx_calls, 2);
+    assert_int_equal(fake_vm_nsignals(vm), 0);
+
+    msix_set_source(m, 0, -1, MSIX_NO_VECTOR);
+    msix_set_source(m, 1, -1, MSIX_NO_VECTOR);
+    fake_vm_run_events(vm);
+    msix_set_intx(m, NULL, NULL);
+    close(a);
+    close(b);
+}
+
 static void test_shared_vector(void **state)
 {
     int a = eventfd(0, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK);
@@ -263,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_function_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_irqfd_follows_mask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_vector, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_intx_fallback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

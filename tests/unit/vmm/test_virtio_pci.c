@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -401,6 +403,32 @@ static void test_config_change_intx(void **state)
     assert_int_equal(rd(VIRTIO_PCI_ISR_OFF, 1), 0);
 }
 
+/* A queue's call without MSI-X raises INTA# on the slot's GSI with the queue
+ * bit in the ISR (read to acknowledge); INTx disable in the command register
+ * keeps the line down. */
+static void test_queue_intx(void **state)
+{
+    unsigned gsi = mptable_pci_gsi(slot);
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    uint64_t one = 1;
+    drive_to_ok();
+    assert_int_equal(msix_set_source(virtio_pci_msix(vp), 0, fd, MSIX_NO_VECTOR), 0);
+    assert_int_equal(write(fd, &one, 8), 8);
+    fake_vm_run_events(vm);
+    assert_int_equal(fake_vm_irq_level(vm, gsi), 1);
+    assert_int_equal(rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_QUEUE);
+    assert_int_equal(fake_vm_irq_level(vm, gsi), 0);
+
+    pci_cfg_write(bus, slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE);
+    assert_int_equal(write(fd, &one, 8), 8);
+    fake_vm_run_events(vm);
+    assert_int_equal(fake_vm_irq_level(vm, gsi), 0);
+    assert_int_equal(rd(VIRTIO_PCI_ISR_OFF, 1), VIRTIO_PCI_ISR_QUEUE);
+    msix_set_source(virtio_pci_msix(vp), 0, -1, MSIX_NO_VECTOR);
+    fake_vm_run_events(vm);
+    close(fd);
+}
+
 static void test_notify(void **state)
 {
     wr(VIRTIO_PCI_NOTIFY_OFF + 2 * VIRTIO_PCI_NOTIFY_MULT, 2, 2);
@@ -433,6 +461,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_change_msix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_change_intx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_intx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
