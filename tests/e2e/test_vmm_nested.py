@@ -114,7 +114,31 @@ def wait_probe(host, pred, timeout, what):
            f"{probes(host, host.read('/tmp/vm1.console', tail=30))[-8:]}")
 
 
+CRASH = re.compile(r"Kernel panic|stack guard page|corrupted stack end|general protection|"
+                   r"BUG: |Oops")
+HOSTS = []
+
+
 def test():
+    """The scenario, once more if the OUTER guest's kernel crashed under it: that
+    kernel runs on TCG's emulation of nested SVM, and has been seen to die (stack
+    guard page hit on a vCPU thread, ~1 run in 4, with QEMU and with our VMM
+    inside), which says nothing about the VMM under test."""
+    for attempt in (1, 2):
+        try:
+            return scenario()
+        except h.Fail as e:
+            host = HOSTS[-1] if HOSTS else None
+            console = host.console() if host else ""
+            crashed = host is not None and (not host.proc.alive() or CRASH.search(console))
+            if attempt == 2 or not crashed:
+                raise
+            h.step(f"the outer guest's kernel crashed ({e}); its console:\n"
+                   + "\n".join(console.splitlines()[-12:]) + "\nrunning the scenario again")
+            host.kill()
+
+
+def scenario():
     n.require_plain_build()
     h.require_binaries(h.QEMU, h.VSWITCHD, h.VSWITCHCTL)
     files = {**n.vswitch_files(), **n.guest_files()}
@@ -133,6 +157,7 @@ def test():
     h.require_guest()
     h.step("booting the nested host (QEMU TCG, -cpu max)")
     host = n.NestedHost(1280, files=files, qemu=(IMPL == "qemu"))
+    HOSTS.append(host)
     h.step(f"nested host up in {host.boot_seconds:.1f}s")
     host.require_kvm()
 
@@ -141,7 +166,7 @@ def test():
     vm = host.start_vm(vmm_cmd("probe", cl), "/tmp/probe.console", "probe")
     b = host.boot_seconds_of(vm, BOOT_TIMEOUT)
     if b is None:
-        h.skip(f"not run: {IMPL} does not boot the lab guest to /init within {BOOT_TIMEOUT}s "
+        h.fail(f"{IMPL} does not boot the lab guest to /init within {BOOT_TIMEOUT}s "
                f"(no NIC): {vm.why()}")
     h.step(f"probe: {IMPL} (no NIC) boots the lab guest to /init in {b:.2f}s")
     vm.stop(5)
