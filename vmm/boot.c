@@ -1,4 +1,5 @@
 /* Linux boot: bzImage (64-bit boot protocol) and ELF vmlinux (PVH). */
+#include "util.h"
 #include "boot.h"
 
 #include <errno.h>
@@ -7,17 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint16_t rd16(const uint8_t *p)
 {

@@ -1,4 +1,5 @@
 /* CPUID, MSRs, LAPIC and FPU state for each vCPU. */
+#include "util.h"
 #include "cpuid.h"
 
 #include <errno.h>
@@ -11,17 +12,6 @@
 
 #define CPUID_SPARE 8
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 struct kvm_cpuid2 *cpuid_supported(int kvm_fd, char *err, size_t errlen)
 {

@@ -1,6 +1,7 @@
 /* The KVM VM: /dev/kvm, memfd RAM split around the PCI hole, the in-kernel
  * IOAPIC/PIC/PIT, PIO and MMIO dispatch, ioeventfd, GSI routes for MSI and
  * irqfd, and one thread per vCPU with pause/resume and exit handling. */
+#include "util.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -87,17 +88,6 @@ struct vm {
 
 static _Thread_local struct kvm_run *tls_run;
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- RAM */
 

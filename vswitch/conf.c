@@ -74,8 +74,8 @@ static bool port_type_supported(enum port_type t)
 
 /* ---- small parsers ---- */
 
-static bool parse_uint(const char *s, unsigned long min, unsigned long max,
-                       unsigned long *out)
+bool conf_parse_uint(const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out)
 {
     unsigned long v = 0;
     if (!*s)
@@ -131,7 +131,7 @@ static int parse_vlan_id(const char *key, const char *v, uint16_t *out, char *er
                          size_t errlen)
 {
     unsigned long n;
-    if (!parse_uint(v, 1, VLAN_MAX, &n))
+    if (!conf_parse_uint(v, 1, VLAN_MAX, &n))
         return fail(err, errlen, -EINVAL, "%s=%.40s is not a VLAN: use a number in 1-4094",
                     key, v);
     *out = (uint16_t)n;
@@ -169,14 +169,14 @@ int conf_parse_vlan_list(const char *s, uint64_t bitmap[64], char *err, size_t e
         unsigned long lo, hi;
         if (dash) {
             *dash = '\0';
-            if (!parse_uint(tok, 1, VLAN_MAX, &lo) || !parse_uint(dash + 1, 1, VLAN_MAX, &hi))
+            if (!conf_parse_uint(tok, 1, VLAN_MAX, &lo) || !conf_parse_uint(dash + 1, 1, VLAN_MAX, &hi))
                 goto bad_item;
             if (lo > hi)
                 return fail(err, errlen, -EINVAL,
                             "VLAN range %lu-%lu is backwards: write the lower VLAN first",
                             lo, hi);
         } else {
-            if (!parse_uint(tok, 1, VLAN_MAX, &lo))
+            if (!conf_parse_uint(tok, 1, VLAN_MAX, &lo))
                 goto bad_item;
             hi = lo;
         }
@@ -286,7 +286,7 @@ static int parse_cidr(const char *key, const char *v, uint8_t addr[16], unsigned
     memcpy(buf, v, (size_t)(slash - v));
     buf[slash - v] = '\0';
     int af = parse_ip(buf, addr);
-    if (!af || !parse_uint(slash + 1, 1, af == AF_INET ? 32 : 128, &n))
+    if (!af || !conf_parse_uint(slash + 1, 1, af == AF_INET ? 32 : 128, &n))
         goto bad;
     *plen = (unsigned)n;
     return af;
@@ -437,7 +437,7 @@ int conf_set_bridge(struct conf *c, const char *name, const char *const *opts,
             return fail(err, errlen, -EINVAL, "ageing= is given twice");
         seen_ageing = true;
         unsigned long v;
-        if (!parse_uint(eq + 1, 0, AGEING_MAX, &v))
+        if (!conf_parse_uint(eq + 1, 0, AGEING_MAX, &v))
             return fail(err, errlen, -EINVAL,
                         "ageing=%.40s is not valid: use seconds in 1-%d, or 0 for entries "
                         "that never age",
@@ -504,7 +504,7 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
     int r;
     if (val[K_DEV] && (r = check_ifname("dev", val[K_DEV], err, errlen)))
         return r;
-    if (val[K_QUEUE] && !parse_uint(val[K_QUEUE], 0, 1023, &n))
+    if (val[K_QUEUE] && !conf_parse_uint(val[K_QUEUE], 0, 1023, &n))
         return fail(err, errlen, -EINVAL, "queue=%.40s is not a queue number (0-1023)",
                     val[K_QUEUE]);
     if (val[K_DEVARGS] && !*val[K_DEVARGS])
@@ -513,10 +513,10 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
         return fail(err, errlen, -EINVAL, "devargs= is longer than %d characters",
                     CONF_DEVARGS_MAX - 1);
     if (val[K_VNI] && !strchr(val[K_VNI], ':') && /* maps: apply_vxlan */
-        !parse_uint(val[K_VNI], 0, VNI_MAX, &n))
+        !conf_parse_uint(val[K_VNI], 0, VNI_MAX, &n))
         return fail(err, errlen, -EINVAL, "vni=%.40s is not a VXLAN VNI (0-16777215)",
                     val[K_VNI]);
-    if (val[K_DSTPORT] && !parse_uint(val[K_DSTPORT], 1, 65535, &n))
+    if (val[K_DSTPORT] && !conf_parse_uint(val[K_DSTPORT], 1, 65535, &n))
         return fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
                     val[K_DSTPORT]);
     if (val[K_LOCAL] && !parse_ip(val[K_LOCAL], a))
@@ -543,23 +543,6 @@ bad_remote:
                 "remote=%.60s is not a list of IP addresses: use IP[,IP...]", val[K_REMOTE]);
 }
 
-/* afxdp dev=/queue= and dpdk devargs= (checked by check_future_keys). */
-static int apply_uplink_keys(struct conf_port *q, const char *const *val, char *err,
-                             size_t errlen)
-{
-    unsigned long n;
-    int r;
-    if ((r = check_future_keys(val, err, errlen)))
-        return r;
-    if (val[K_DEV])
-        snprintf(q->dev, sizeof q->dev, "%s", val[K_DEV]);
-    if (val[K_QUEUE] && parse_uint(val[K_QUEUE], 0, 1023, &n))
-        q->queue = (unsigned)n;
-    if (val[K_DEVARGS])
-        snprintf(q->devargs, sizeof q->devargs, "%s", val[K_DEVARGS]);
-    return 0;
-}
-
 /* ---- vxlan options ---- */
 
 /* vni=N, or vni=VNI:VLAN[,VNI:VLAN...] for a trunk carrying several VNIs. */
@@ -569,7 +552,7 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
 
     q->n_vni_map = 0;
     if (!strchr(s, ':')) {
-        if (!parse_uint(s, 0, VNI_MAX, &n))
+        if (!conf_parse_uint(s, 0, VNI_MAX, &n))
             return fail(err, errlen, -EINVAL,
                         "vni=%.40s is not a VXLAN VNI (0-16777215) or a list of VNI:VLAN",
                         s);
@@ -590,7 +573,7 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
         if (!colon)
             goto bad;
         *colon = '\0';
-        if (!parse_uint(item, 0, VNI_MAX, &n) || !parse_uint(colon + 1, 1, VLAN_MAX, &vlan))
+        if (!conf_parse_uint(item, 0, VNI_MAX, &n) || !conf_parse_uint(colon + 1, 1, VLAN_MAX, &vlan))
             goto bad;
         for (unsigned i = 0; i < q->n_vni_map; i++)
             if (q->vni_map[i].vni == n || q->vni_map[i].vlan == vlan)
@@ -711,7 +694,7 @@ static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool ad
     }
     if (val[K_DSTPORT]) {
         unsigned long n;
-        if (!parse_uint(val[K_DSTPORT], 1, 65535, &n))
+        if (!conf_parse_uint(val[K_DSTPORT], 1, 65535, &n))
             return fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
                         val[K_DSTPORT]);
         q->dstport = (uint16_t)n;
@@ -736,6 +719,23 @@ static int vxlan_check_unique(const struct conf_port *p, const struct conf_port 
                             "VNI %u on UDP port %u is already used by vxlan port %s", v,
                             p->dstport, o->name);
     }
+    return 0;
+}
+
+/* afxdp dev=/queue= and dpdk devargs= (checked by check_future_keys). */
+static int apply_uplink_keys(struct conf_port *q, const char *const *val, char *err,
+                             size_t errlen)
+{
+    unsigned long n;
+    int r;
+    if ((r = check_future_keys(val, err, errlen)))
+        return r;
+    if (val[K_DEV])
+        snprintf(q->dev, sizeof q->dev, "%s", val[K_DEV]);
+    if (val[K_QUEUE] && conf_parse_uint(val[K_QUEUE], 0, 1023, &n))
+        q->queue = (unsigned)n;
+    if (val[K_DEVARGS])
+        snprintf(q->devargs, sizeof q->devargs, "%s", val[K_DEVARGS]);
     return 0;
 }
 
@@ -939,7 +939,7 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     }
     if (val[K_QUEUES]) {
         unsigned long n = 1;
-        if (*val[K_QUEUES] && !parse_uint(val[K_QUEUES], 1, CONF_QUEUES_MAX, &n))
+        if (*val[K_QUEUES] && !conf_parse_uint(val[K_QUEUES], 1, CONF_QUEUES_MAX, &n))
             return fail(err, errlen, -EINVAL,
                         "queues=%.40s is not valid: use a number of queue pairs in 1-%d",
                         val[K_QUEUES], CONF_QUEUES_MAX);
@@ -980,7 +980,7 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
         return r;
     if (val[K_MTU]) {
         unsigned long n = 0;
-        if (*val[K_MTU] && !parse_uint(val[K_MTU], MTU_MIN, MTU_MAX, &n))
+        if (*val[K_MTU] && !conf_parse_uint(val[K_MTU], MTU_MIN, MTU_MAX, &n))
             return fail(err, errlen, -EINVAL, "mtu=%.40s is not valid: use %d-%d", val[K_MTU],
                         MTU_MIN, MTU_MAX);
         q.mtu = (uint32_t)n;

@@ -177,6 +177,10 @@ int conf_set_port(struct conf *c, const char *name, const char *const *opts,
 int conf_set_bridge(struct conf *c, const char *name, const char *const *opts,
                     size_t nopts, char *err, size_t errlen);
 
+/* A decimal number in [min, max], digits only (no sign, no spaces). */
+bool conf_parse_uint(const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out);
+
 /* VLAN membership (used by the datapath snapshot builder too): may frames of
  * VLAN vid (1..4094, or 0 = untagged VLAN 0) cross this port? access: vid is
  * the tag; trunk: vid is in trunks (or trunks_all) or is the native VLAN. */

@@ -51,17 +51,9 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 
 static bool parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out)
 {
-    unsigned long v = 0;
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        v = v * 10 + (unsigned long)(*s - '0');
-        if (v > max)
-            return false;
-    }
-    if (v < min)
+    unsigned long v;
+
+    if (max > UINT32_MAX || !conf_parse_uint(s, min, max, &v))
         return false;
     *out = (uint32_t)v;
     return true;
