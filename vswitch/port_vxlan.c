@@ -30,6 +30,8 @@
 #define INBOX_SLOTS 64        /* datagrams parked for a port sharing a socket */
 #define EP_MEMBERS_MAX 64     /* vxlan ports on one local:dstport */
 #define TX_MSGS 64            /* datagrams per sendmmsg */
+#define RX_SKIP_MAX 32        /* polls without a receive syscall after empty ones */
+#define TX_HLEN (20 + 8 + VXLAN_HLEN) /* IPv4 (raw socket) + UDP + VXLAN */
 #define VTEP_VALID (1ULL << 63)
 
 /* ---------------------------------------------------------------- header */
@@ -55,6 +57,26 @@ void vxlan_udp_write(uint8_t h[8], uint16_t sport, uint16_t dport, uint32_t inne
     h[4] = (uint8_t)(len >> 8);
     h[5] = (uint8_t)len;
     h[6] = h[7] = 0; /* RFC 7348 §5: SHOULD be zero over IPv4 */
+}
+
+/* The outer IPv4 header for the raw socket (IP_HDRINCL): the kernel fills
+ * the total length, ID and checksum, and the source when saddr is 0. */
+static void vxlan_ip_write(uint8_t h[20], uint32_t saddr, uint32_t daddr, uint32_t inner_len)
+{
+    uint16_t tot = (uint16_t)(20 + 8 + VXLAN_HLEN + inner_len);
+
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2] = (uint8_t)(tot >> 8);
+    h[3] = (uint8_t)tot;
+    h[4] = h[5] = 0;
+    h[6] = 0x40; /* DF: never fragmented */
+    h[7] = 0;
+    h[8] = 64;
+    h[9] = IPPROTO_UDP;
+    h[10] = h[11] = 0;
+    memcpy(h + 12, &saddr, 4);
+    memcpy(h + 16, &daddr, 4);
 }
 
 int vxlan_hdr_parse(const uint8_t *d, size_t len, uint32_t *vni)
@@ -271,6 +293,12 @@ struct vxlan {
     struct iovec iovs[PKT_BATCH];
     struct sockaddr_in srcs[PKT_BATCH];
     unsigned inbox_taken;
+    /* An empty recvmmsg() costs a syscall (~0.6 µs here) where an empty
+     * vhost ring costs a load: after empty ones the socket is skipped for a
+     * doubling number of polls (at most RX_SKIP_MAX), so an idle PMD reaches
+     * its sleep (whose rx_pending does poll() the socket) without burning
+     * the CPU a co-located PMD needs. */
+    unsigned rx_empty, rx_skip;
     /* inbox: filled under ep->lock by whichever member read the socket */
     struct inbox_slot inbox[INBOX_SLOTS];
     unsigned inbox_head, inbox_tail;
@@ -326,18 +354,22 @@ static unsigned underlay_mtu_of(uint32_t local)
 
 /* A UDP socket's datagrams all leave from its own port, but RFC 7348 wants
  * the source port to carry the inner flow's entropy: so transmit goes through
- * a raw IPPROTO_UDP socket that takes our UDP header (checksum zero, as §5
- * recommends for IPv4) while the kernel still routes, writes the IP header
- * and refuses what exceeds the path MTU. It receives nothing (a drop-all
- * filter): the UDP socket does. -1 without CAP_NET_RAW: then the UDP socket
- * sends, from dstport. */
+ * a raw IPPROTO_RAW socket (IP_HDRINCL) that takes our IPv4 and UDP headers
+ * (UDP checksum zero, as §5 recommends for IPv4; DF set). The kernel still
+ * routes, fills the source address when local= is not given, the IP ID, total
+ * length and header checksum, and refuses what exceeds the device MTU.
+ * IPPROTO_RAW rather than IPPROTO_UDP: a raw UDP socket is handed a clone of
+ * every UDP datagram the host receives on its address (the peer's VXLAN
+ * traffic included) only to drop it in its filter; an IPPROTO_RAW socket
+ * receives nothing (the drop-all filter stays as a guard). -1 without
+ * CAP_NET_RAW: then the UDP socket sends, from dstport. */
 static int raw_socket_open(uint32_t local, uint16_t port)
 {
     struct sock_filter drop_all = BPF_STMT(BPF_RET | BPF_K, 0);
     struct sock_fprog prog = {.len = 1, .filter = &drop_all};
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = local};
     int pmtu = IP_PMTUDISC_DO, one = 1, buf = 4 << 20;
-    int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
 
     if (fd < 0) {
         log_warn("vxlan: no raw socket (%s): datagrams leave from UDP port %u, without "
@@ -737,13 +769,9 @@ static int vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
     int n = 0, r;
 
     (void)q;
-    /* 1. datagrams another member read for us */
+    /* 1. datagrams another member read for us (the eventfd that says so is
+     * drained by rx_pending, before the PMD sleeps: no syscall here) */
     vx->inbox_taken = 0;
-    if (h != t) {
-        uint64_t v;
-        if (read(vx->inbox_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-            log_debug("vxlan %s: inbox: %s", p->name, strerror(errno));
-    }
     while (t + vx->inbox_taken != h && n < max) {
         struct inbox_slot *s = &vx->inbox[(t + vx->inbox_taken++) % INBOX_SLOTS];
         uint32_t vni;
@@ -760,8 +788,11 @@ static int vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
         }
     }
 
-    /* 2. the socket, unless another member is reading it right now */
-    if (n < max && pthread_mutex_trylock(&ep->lock) == 0) {
+    /* 2. the socket, unless it was empty lately (see rx_skip) or another
+     * member is reading it right now */
+    if (vx->rx_skip) {
+        vx->rx_skip--;
+    } else if (n < max && pthread_mutex_trylock(&ep->lock) == 0) {
         int want = max - n;
         for (int i = 0; i < want; i++) {
             vx->iovs[i].iov_base = vx->bufs[i];
@@ -775,6 +806,15 @@ static int vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
         r = recvmmsg(ep->fd, vx->msgs, (unsigned)want, MSG_DONTWAIT, NULL);
         if (r < 0 && errno != EAGAIN && errno != EINTR)
             port_count_drop(p, DROP_RX_ERROR, 1);
+        if (r > 0) {
+            vx->rx_empty = 0;
+        } else {
+            if (vx->rx_empty < 6)
+                vx->rx_empty++;
+            vx->rx_skip = (1u << vx->rx_empty) - 1;
+            if (vx->rx_skip > RX_SKIP_MAX)
+                vx->rx_skip = RX_SKIP_MAX;
+        }
         for (int i = 0; i < r; i++) {
             uint8_t *d = vx->bufs[i];
             uint32_t len = vx->msgs[i].msg_len, vni, src = vx->srcs[i].sin_addr.s_addr;
@@ -833,7 +873,7 @@ struct tx_batch {
     int n;
     struct mmsghdr msgs[TX_MSGS];
     struct iovec iov[TX_MSGS][PKT_IOV_MAX + 1];
-    uint8_t hdr[TX_MSGS][8 + VXLAN_HLEN]; /* UDP (raw socket) + VXLAN */
+    uint8_t hdr[TX_MSGS][TX_HLEN]; /* IPv4 + UDP (raw socket) + VXLAN */
     uint8_t tag[TX_MSGS][4];
     struct sockaddr_in to[TX_MSGS];
     uint32_t len[TX_MSGS];
@@ -885,14 +925,15 @@ static void tx_add(struct vxlan *vx, struct tx_batch *b, const struct pkt *pk, u
     uint32_t len = pk->len + (tci ? VLAN_HLEN : 0);
 
     if (vx->ep->raw_fd >= 0) {
-        vxlan_udp_write(b->hdr[k], sport, vx->dstport, len);
+        vxlan_ip_write(b->hdr[k], vx->local, to->sin_addr.s_addr, len);
+        vxlan_udp_write(b->hdr[k] + 20, sport, vx->dstport, len);
         b->iov[k][0].iov_base = b->hdr[k];
-        b->iov[k][0].iov_len = 8 + VXLAN_HLEN;
+        b->iov[k][0].iov_len = TX_HLEN;
     } else {
-        b->iov[k][0].iov_base = b->hdr[k] + 8;
+        b->iov[k][0].iov_base = b->hdr[k] + 28;
         b->iov[k][0].iov_len = VXLAN_HLEN;
     }
-    vxlan_hdr_write(b->hdr[k] + 8, vni);
+    vxlan_hdr_write(b->hdr[k] + 28, vni);
     niov = 1 + pkt_gather(pk, tci, b->tag[k], b->iov[k] + 1);
     b->to[k] = *to;
     /* a raw socket's sin_port is the protocol: leave it, the header has it */
@@ -1000,8 +1041,17 @@ static bool vxlan_rx_pending(struct port *p, unsigned q)
 {
     struct vxlan *vx = p->priv;
     struct pollfd pfd = {.fd = vx->ep->fd, .events = POLLIN};
+    uint64_t v;
 
     (void)q;
+    /* Drain the inbox eventfd before looking at the inbox: a push after this
+     * read writes it again and wakes the PMD; one before is seen below. Left
+     * undrained (a push whose write landed after the consumer had emptied the
+     * inbox), the level-triggered wait fd would stay readable and the PMD
+     * would never sleep. */
+    if (read(vx->inbox_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_debug("vxlan %s: inbox: %s", p->name, strerror(errno));
+    vx->rx_skip = vx->rx_empty = 0; /* the PMD may sleep: read at once on waking */
     if (__atomic_load_n(&vx->inbox_head, __ATOMIC_ACQUIRE) != vx->inbox_tail)
         return true;
     return poll(&pfd, 1, 0) > 0;
