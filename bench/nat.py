@@ -1,5 +1,17 @@
 #!/usr/bin/python3
-"""NAT loopback benchmark: many UDP flows through SNAT, outbound and inbound.
+"""NAT benchmark: UDP flows through SNAT, sustained Mpps beside L2 and OVS ct(nat).
+
+Default --method open (sustained): the same single testpmd on CPU 0 owns both
+virtio-user ports; after the ARP/learning burst below, only port 0 forwards, in `txonly
+--txonly-multi-flow` (10.254.x.10 -> 198.51.100.9, to the gateway's MAC); port 1 is not
+polled. The figure is what the middle (CPU 1) delivers per second on its uplink side:
+egress tx packets + egress ring-full drops (vswitchd port-stats p1 tx_packets +
+drops.no_buffer; OVS `ovs-ofctl dump-ports` vu1 tx pkts + drop). A frame counted there
+has been received, translated and forwarded; the cost of copying it into a polled ring
+is not included (the same for every middle). The generator's accepted and attempted
+rates are reported too (attempted >> accepted: the middle is the bottleneck).
+
+--method loop: the issue-4 closed loop, below (drains through vswitchd's router).
 
 ONE testpmd (CPU 0) owns two virtio-user ports, `--forward-mode=5tswap
 --port-topology=loop`: each port reflects what it receives (MACs, IPv4 addresses and
@@ -31,6 +43,7 @@ See bench/README.md (section nat.py), including why vswitchd-nat drains.
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import sys
@@ -47,6 +60,9 @@ VSWITCHD_DPDK = os.path.join(h.ROOT, "build-dpdk", "vswitch", "vswitchd")
 MAC0, MAC1 = "52:54:00:ab:00:01", "52:54:00:ab:00:02"   # virtio-user0/1
 UP_ADDR, UP_GW = "192.0.2.1", "192.0.2.2"
 TX_IP = "10.254.64.2,10.254.0.9"
+# open loop: DPDK 22.11 txonly --txonly-multi-flow sends from (dst | n << 8) + lcore,
+# n = 0..255: 256 sources 10.254.0-255.10 -> 198.51.100.9 (outside every network)
+TX_IP_OPEN = "10.254.64.2,198.51.100.9"
 
 
 def log(msg):
@@ -138,7 +154,90 @@ table=2,priority=0,actions=drop
         return {"flows": len([ln for ln in r.stdout.splitlines() if ln.startswith("udp")])}
 
 
+def egress(middle):
+    """The middle's counters on its uplink side: (tx_packets, ring-full drops), and its
+    guest-side ingress (rx_packets)."""
+    if isinstance(middle, VsMiddle):
+        st = middle.sw.ctl("port-stats")
+        return (st["p1"]["tx_packets"], st["p1"]["drops"].get("no_buffer", 0),
+                st["p0"]["rx_packets"])
+    # live datapath counters (Interface:statistics in the db lag by stats-update-interval)
+    r = h.sh(["ovs-ofctl", "--names", "dump-ports", f"unix:{middle.dir}/br0.mgmt"]).stdout
+    ports = {}
+    for name, body in re.findall(r'port\s+"?(\w+)"?:(.*?)(?=port\s|\Z)', r, re.S):
+        rx = re.search(r"rx pkts=(\d+)", body)
+        tx = re.search(r"tx pkts=(\d+), bytes=\d+, drop=(\d+)", body)
+        ports[name] = (int(rx.group(1)), int(tx.group(1)), int(tx.group(2)))
+    if "vu1" not in ports or "vu0" not in ports:
+        raise h.Fail(f"ovs-ofctl dump-ports: no vu0/vu1 in {r!r}")
+    return ports["vu1"][1], ports["vu1"][2], ports["vu0"][0]
+
+
+def tx_total(gen):
+    """testpmd's forwarding TX-total (accepted + refused by a full ring) so far."""
+    m = re.findall(r"TX-total:\s*(\d+)", gen.cmd("show fwd stats all"))
+    return int(m[-1]) if m else 0
+
+
+def measure_open(middle, args):
+    """Open loop: testpmd txonly on port 0 only (port 1 is left unpolled); the figure is
+    what the middle delivers per second on the uplink side (tx + ring-full drops)."""
+    d = h.tempdir("vs-nat-")
+    a, b = os.path.join(d, "a.sock"), os.path.join(d, "b.sock")
+    gen = None
+    try:
+        if not middle.frontend_server:
+            middle.start(a, b, args)
+        vdevs = [h.virtio_user_vdev(i, s, server=middle.frontend_server, queue_size=1024,
+                                    extra=f"mac={m}")
+                 for i, (s, m) in enumerate(((a, MAC0), (b, MAC1)))]
+        app = ["--port-topology=loop", f"--eth-peer=0,{middle.peers[0]}",
+               f"--eth-peer=1,{middle.peers[1]}", f"--tx-ip={TX_IP_OPEN}",
+               "--txonly-multi-flow"]
+        gen = h.Testpmd(vdevs, forward_mode="icmpecho", lcores=f"0@{GEN_CPU},1@{GEN_CPU}",
+                        huge=args.huge, name="generator", extra_app=app,
+                        wait=not middle.frontend_server)
+        if middle.frontend_server:
+            h.wait_for(lambda: os.path.exists(a), 20, "generator's first socket")
+            middle.start(a, b, args)
+            gen.wait_ready(60)
+        h.wait_for(middle.connected, 20, f"{middle.name} connected")
+        time.sleep(1)
+        # both ports: one burst each (the L2 middles learn MAC1 on p1), icmpecho answers
+        # vswitchd's ARP for the next hop 192.0.2.2 on the uplink
+        gen.start(tx_first=1)
+        time.sleep(0.5)
+        gen.stop()
+        gen.cmd("set portlist 0")          # only port 0 forwards (transmits) from now on
+        gen.cmd("set fwd txonly")
+        gen.start()
+        time.sleep(args.warmup)
+        e0, s0, a0, t0 = egress(middle), gen.stats(), tx_total(gen), time.monotonic()
+        time.sleep(args.seconds)
+        e1, s1, a1, t1 = egress(middle), gen.stats(), tx_total(gen), time.monotonic()
+        gen.stop()
+        dt = t1 - t0
+        tx, full, rx = (e1[i] - e0[i] for i in range(3))
+        offered = (s1[0]["tx_packets"] - s0[0]["tx_packets"]) / dt / 1e6
+        extra = middle.after()
+        extra.update({"offered_mpps": round(offered, 3),
+                      "attempted_mpps": round((a1 - a0) / dt / 1e6, 3),
+                      "middle_rx_mpps": round(rx / dt / 1e6, 3),
+                      "uplink_tx_mpps": round(tx / dt / 1e6, 3),
+                      "uplink_full_mpps": round(full / dt / 1e6, 3)})
+        return (tx + full) / dt / 1e6, extra
+    finally:
+        if gen:
+            gen.close()
+        try:
+            middle.stop()
+        except Exception:
+            pass
+
+
 def measure(middle, args):
+    if args.method == "open":
+        return measure_open(middle, args)
     d = h.tempdir("vs-nat-")
     a, b = os.path.join(d, "a.sock"), os.path.join(d, "b.sock")
     gen = None
@@ -192,6 +291,10 @@ def measure(middle, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--method", choices=("open", "loop"), default="open",
+                    help="open: txonly on the guest port, the middle's uplink output is "
+                         "the figure (default); loop: the issue-4 5tswap loop (drains "
+                         "through vswitchd's router)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=2)
@@ -241,7 +344,8 @@ def main():
     base = med.get("vswitchd-l2") or 0.0
     ratios = {n: (med[n] / base if base else None) for n in med}
     out = {"unit": "Mpps", "seconds": args.seconds, "rounds": args.rounds,
-           "results": results, "median": med, "ratio_to_vswitchd_l2": ratios,
+           "method": args.method, "results": results, "median": med,
+           "ratio_to_vswitchd_l2": ratios,
            "details": info, "failed": {n: e for n, e in errors.items() if e}}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -257,8 +361,18 @@ def main():
     for n, e in errors.items():
         if e:
             print(f"{n}: {e[0]}")
-    if med.get("vswitchd-nat") and med.get("ovs-nat"):
-        print(f"vswitchd-nat/ovs-nat = {med['vswitchd-nat'] / med['ovs-nat']:.2f}")
+    for num, den in (("vswitchd-nat", "vswitchd-l2"), ("ovs-nat", "ovs-l2"),
+                     ("vswitchd-nat", "ovs-nat"), ("vswitchd-l2", "ovs-l2")):
+        if med.get(num) and med.get(den):
+            print(f"{num}/{den} = {med[num] / med[den]:.2f}")
+    if args.method == "open":
+        for n in results:
+            d = [x for x in info[n] if x.get("offered_mpps") is not None]
+            if d:
+                print(f"{n}: generator offered (accepted) "
+                      f"{statistics.median(x['offered_mpps'] for x in d):.2f} Mpps of "
+                      f"{statistics.median(x['attempted_mpps'] for x in d):.2f} attempted; "
+                      f"flows {d[-1].get('flows')}")
 
 
 if __name__ == "__main__":
