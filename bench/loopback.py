@@ -135,6 +135,11 @@ class Ovs:
             for i, s in enumerate((a, b)):
                 self.vsctl("add-port", "br0", f"vu{i}", "--", "set", "Interface", f"vu{i}",
                            "type=dpdkvhostuserclient", f"options:vhost-server-path={s}")
+            # The bridge's own port (a kernel tap) out of flooding: the loop's
+            # destination MACs are never learned, so NORMAL would also write
+            # every frame to the kernel, which vswitchd's bridge (no such port)
+            # never does. Measured: 1.27 -> 4.16 Mpps.
+            h.sh(["ovs-ofctl", "mod-port", f"unix:{self.dir}/br0.mgmt", "br0", "no-flood"])
         except h.Fail as e:
             try:
                 with open(f"{self.dir}/ovs-vswitchd.log", errors="replace") as f:

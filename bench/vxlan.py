@@ -83,14 +83,7 @@ class VxlanMiddle:
 
 
 class OvsL2(lb.Ovs):
-    """loopback.py's Open vSwitch middle with its bridge's own port (a tap) out of
-    flooding: the loop's destination MACs are never learned, so NORMAL would also
-    write every frame to the kernel through the tap, which vswitchd's bridge (no
-    such port) never does."""
-
-    def start(self, a, b, args):
-        super().start(a, b, args)
-        h.sh(["ovs-ofctl", "mod-port", f"unix:{self.dir}/br0.mgmt", "br0", "no-flood"])
+    """loopback.py's Open vSwitch middle (its bridge port is out of flooding)."""
 
 
 class OvsVxlan(lb.Ovs):
