@@ -226,7 +226,7 @@ def main():
         if Ovs.available():
             middles.append(Ovs())
         else:
-            log("ovs: openvswitch-switch-dpdk not installed (scripts/deps.sh --with-ovs); "
+            log("ovs: openvswitch-switch-dpdk not installed (scripts/deps.sh installs it); "
                 "skipped")
     if args.only:
         want = args.only.split(",")

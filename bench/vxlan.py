@@ -289,7 +289,7 @@ def main():
         if lb.Ovs.available():
             middles += [OvsL2(), OvsVxlan()]
         else:
-            lb.log("ovs: openvswitch-switch-dpdk not installed (scripts/deps.sh --with-ovs); "
+            lb.log("ovs: openvswitch-switch-dpdk not installed (scripts/deps.sh installs it); "
                    "skipped")
     res = {m.name: [] for m in middles}
     cpus = {m.name: [] for m in middles}

@@ -1,21 +1,24 @@
 #!/bin/bash
 # Install everything vswitch needs to build, test and benchmark on Debian 12.
 # Idempotent: when every package is already installed it only checks and exits.
-# Usage: scripts/deps.sh [--with-ovs]   (root; --with-ovs adds Open vSwitch+DPDK for bench)
+# Usage: scripts/deps.sh   (root)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 BUILD_PKGS="build-essential meson ninja-build pkg-config libevent-dev libjansson-dev
  liburcu-dev libcmocka-dev libnl-3-dev libnl-route-3-dev libbpf-dev libxdp-dev libpcap-dev
  libdpdk-dev"
-RUN_PKGS="dpdk qemu-system-x86 busybox-static iperf3 iputils-ping lz4 iptables tcpdump tshark python3-scapy iproute2
+RUN_PKGS="dpdk dpdk-dev qemu-system-x86 busybox-static iperf3 iputils-ping lz4 iptables tcpdump tshark python3-scapy iproute2
  socat jq cpio kmod clang etcd-server"
 # The nested-KVM host (tests/e2e/nested.py, bench/boot.py): QEMU TCG outer guest; inside
 # it QEMU as an inner VMM needs its firmware (SeaBIOS for -M pc, qboot/linuxboot for
 # -M microvm and -kernel); the KVM modules come from the cloud kernel .deb that
 # vmm/guest/mkguest.sh downloads (apt-get download), unpacked with dpkg-deb.
 RUN_PKGS="$RUN_PKGS seabios qemu-system-data"
-[ "${1:-}" = "--with-ovs" ] && RUN_PKGS="$RUN_PKGS openvswitch-switch-dpdk"
+# Open vSwitch with DPDK: an interop peer (tests/e2e/test_vmm_interop.py) and the
+# benchmarks' reference. Installing it starts no daemon the tests rely on; they run
+# their own ovsdb-server/ovs-vswitchd.
+RUN_PKGS="$RUN_PKGS openvswitch-switch-dpdk"
 
 step() { printf '[deps] %s\n' "$*"; }
 
