@@ -7,6 +7,7 @@
  * earlier step: state is stored as it arrives and a vring is translated and
  * made ready as soon as everything it needs is there. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,17 +471,34 @@ static int h_get_vring_base(struct vhost_dev *dev, struct vhost_user_msg *msg,
     return 0;
 }
 
-static int h_set_vring_kick(struct vhost_dev *dev, struct vhost_user_msg *msg,
-                            struct vhost_user_msg *reply)
+/* SET_VRING_KICK/CALL/ERR: the ring's fd at `offset` in struct dev_vring is
+ * replaced (the old one closed); the datapath is kept away first when it reads
+ * that fd. Returns the ring, or NULL (refused and counted). */
+static struct dev_vring *replace_ring_fd(struct vhost_dev *dev, struct vhost_user_msg *msg,
+                                         size_t offset, bool datapath_uses)
 {
     int fd;
     struct dev_vring *r = ring_fd_arg(dev, msg, &fd);
+    int *slot;
+
+    if (!r)
+        return NULL;
+    slot = (int *)((char *)r + offset);
+    if (datapath_uses)
+        dev_quiesce_ring(dev, (unsigned)(r - dev->vrings));
+    close_fd(slot);
+    *slot = fd;
+    return r;
+}
+
+static int h_set_vring_kick(struct vhost_dev *dev, struct vhost_user_msg *msg,
+                            struct vhost_user_msg *reply)
+{
+    struct dev_vring *r = replace_ring_fd(dev, msg, offsetof(struct dev_vring, vq.kick_fd),
+                                          true);
 
     if (!r)
         return -1;
-    dev_quiesce_ring(dev, (unsigned)(r - dev->vrings));
-    close_fd(&r->vq.kick_fd);
-    r->vq.kick_fd = fd;
     /* Starts the ring (the spec's "upon receiving a kick": every frontend
      * sends this last when starting a ring). Without PROTOCOL_FEATURES the
      * ring is enabled too (vhost_dev_vring_ready does not look at enabled
@@ -494,29 +512,14 @@ static int h_set_vring_kick(struct vhost_dev *dev, struct vhost_user_msg *msg,
 static int h_set_vring_call(struct vhost_dev *dev, struct vhost_user_msg *msg,
                             struct vhost_user_msg *reply)
 {
-    int fd;
-    struct dev_vring *r = ring_fd_arg(dev, msg, &fd);
-
-    if (!r)
-        return -1;
-    dev_quiesce_ring(dev, (unsigned)(r - dev->vrings));
-    close_fd(&r->vq.call_fd);
-    r->vq.call_fd = fd;
-    return 0;
+    return replace_ring_fd(dev, msg, offsetof(struct dev_vring, vq.call_fd), true) ? 0 : -1;
 }
 
 static int h_set_vring_err(struct vhost_dev *dev, struct vhost_user_msg *msg,
                            struct vhost_user_msg *reply)
 {
-    int fd;
-    struct dev_vring *r = ring_fd_arg(dev, msg, &fd);
-
-    if (!r)
-        return -1;
     /* the datapath never writes the err fd: no quiesce */
-    close_fd(&r->err_fd);
-    r->err_fd = fd;
-    return 0;
+    return replace_ring_fd(dev, msg, offsetof(struct dev_vring, err_fd), false) ? 0 : -1;
 }
 
 static int h_get_protocol_features(struct vhost_dev *dev, struct vhost_user_msg *msg,

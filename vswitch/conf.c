@@ -17,10 +17,7 @@
 #define MTU_MAX       65535
 #define VNI_MAX       16777215
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int conf_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -106,7 +103,7 @@ int conf_check_name(const char *what, const char *name, char *err, size_t errlen
     for (size_t i = 0; ok && i < n; i++)
         ok = name_char_ok(name[i]);
     if (!ok)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "%s name \"%.40s\" is invalid: use 1 to %d of the characters "
                     "A-Z a-z 0-9 _ . -",
                     what, name, CONF_NAME_MAX - 1);
@@ -120,7 +117,7 @@ static int check_ifname(const char *key, const char *v, char *err, size_t errlen
     for (size_t i = 0; ok && i < n; i++)
         ok = name_char_ok(v[i]);
     if (!ok)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "%s=%.40s is not a valid interface name: use 1 to %d of the "
                     "characters A-Z a-z 0-9 _ . -",
                     key, v, CONF_IFNAME_MAX - 1);
@@ -132,7 +129,7 @@ static int parse_vlan_id(const char *key, const char *v, uint16_t *out, char *er
 {
     unsigned long n;
     if (!conf_parse_uint(v, 1, VLAN_MAX, &n))
-        return fail(err, errlen, -EINVAL, "%s=%.40s is not a VLAN: use a number in 1-4094",
+        return conf_fail(err, errlen, -EINVAL, "%s=%.40s is not a VLAN: use a number in 1-4094",
                     key, v);
     *out = (uint16_t)n;
     return 0;
@@ -154,12 +151,12 @@ int conf_parse_vlan_list(const char *s, uint64_t bitmap[64], char *err, size_t e
     const char *p = s;
 
     if (!*s)
-        return fail(err, errlen, -EINVAL, "the VLAN list is empty: use e.g. 10,20,30-40");
+        return conf_fail(err, errlen, -EINVAL, "the VLAN list is empty: use e.g. 10,20,30-40");
     while (*p) {
         char tok[32];
         size_t n = strcspn(p, ",");
         if (n == 0 || n >= sizeof tok)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "\"%.60s\" is not a VLAN list: use VLANs and ranges in 1-4094 "
                         "separated by commas, e.g. 10,20,30-40",
                         s);
@@ -172,7 +169,7 @@ int conf_parse_vlan_list(const char *s, uint64_t bitmap[64], char *err, size_t e
             if (!conf_parse_uint(tok, 1, VLAN_MAX, &lo) || !conf_parse_uint(dash + 1, 1, VLAN_MAX, &hi))
                 goto bad_item;
             if (lo > hi)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "VLAN range %lu-%lu is backwards: write the lower VLAN first",
                             lo, hi);
         } else {
@@ -186,14 +183,14 @@ int conf_parse_vlan_list(const char *s, uint64_t bitmap[64], char *err, size_t e
         if (*p == ',') {
             p++;
             if (!*p)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "\"%.60s\" is not a VLAN list: it ends with a comma", s);
         }
         continue;
     bad_item:
         memcpy(tok, p, n);
         tok[n] = '\0';
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "\"%s\" in VLAN list \"%.60s\" is not a VLAN or range in 1-4094", tok,
                     s);
     }
@@ -254,14 +251,14 @@ static int parse_mac(const char *v, uint8_t mac[6], char *err, size_t errlen)
         mac[i] = (uint8_t)b[i];
     }
     if (mac[0] & 1)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "mac=%s is a multicast address: a port needs a unicast MAC", v);
     if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
-        return fail(err, errlen, -EINVAL, "mac=%s is the all-zero address: give a real MAC",
+        return conf_fail(err, errlen, -EINVAL, "mac=%s is the all-zero address: give a real MAC",
                     v);
     return 0;
 bad:
-    return fail(err, errlen, -EINVAL,
+    return conf_fail(err, errlen, -EINVAL,
                 "mac=%.40s is not a MAC address: use six hex bytes, e.g. 52:54:00:12:34:56", v);
 }
 
@@ -291,7 +288,7 @@ static int parse_cidr(const char *key, const char *v, uint8_t addr[16], unsigned
     *plen = (unsigned)n;
     return af;
 bad:
-    fail(err, errlen, -EINVAL,
+    conf_fail(err, errlen, -EINVAL,
          "%s=%.60s is not an address with a prefix length: use e.g. 10.0.0.1/24 or "
          "fd00::1/64",
          key, v);
@@ -380,10 +377,10 @@ int conf_add_bridge(struct conf *c, const char *name, char *err, size_t errlen)
     if (r)
         return r;
     if (conf_find_bridge(c, name))
-        return fail(err, errlen, -EEXIST, "bridge %s already exists", name);
+        return conf_fail(err, errlen, -EEXIST, "bridge %s already exists", name);
     struct conf_bridge *nb = realloc(c->bridges, (c->n_bridges + 1) * sizeof *nb);
     if (!nb)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return conf_fail(err, errlen, -ENOMEM, "out of memory");
     c->bridges = nb;
     memset(&nb[c->n_bridges], 0, sizeof *nb);
     snprintf(nb[c->n_bridges].name, CONF_NAME_MAX, "%s", name);
@@ -397,7 +394,7 @@ int conf_del_bridge(struct conf *c, const char *name, char *err, size_t errlen)
 {
     struct conf_bridge *b = conf_find_bridge(c, name);
     if (!b)
-        return fail(err, errlen, -ENOENT, "bridge %.40s does not exist", name);
+        return conf_fail(err, errlen, -ENOENT, "bridge %.40s does not exist", name);
     size_t j = 0;
     for (size_t i = 0; i < c->n_ports; i++)
         if (strcmp(c->ports[i].bridge, name))
@@ -419,26 +416,26 @@ int conf_set_bridge(struct conf *c, const char *name, const char *const *opts,
 {
     struct conf_bridge *b = conf_find_bridge(c, name);
     if (!b)
-        return fail(err, errlen, -ENOENT, "bridge %.40s does not exist", name);
+        return conf_fail(err, errlen, -ENOENT, "bridge %.40s does not exist", name);
     if (!nopts)
-        return fail(err, errlen, -EINVAL, "nothing to set: give KEY=VALUE, e.g. ageing=300");
+        return conf_fail(err, errlen, -EINVAL, "nothing to set: give KEY=VALUE, e.g. ageing=300");
     struct conf_bridge nb = *b;
     bool seen_ageing = false;
     for (size_t i = 0; i < nopts; i++) {
         const char *eq = strchr(opts[i], '=');
         if (!eq)
-            return fail(err, errlen, -EINVAL, "\"%.40s\" is not KEY=VALUE", opts[i]);
+            return conf_fail(err, errlen, -EINVAL, "\"%.40s\" is not KEY=VALUE", opts[i]);
         size_t klen = (size_t)(eq - opts[i]);
         if (klen != 6 || strncmp(opts[i], "ageing", 6))
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "unknown bridge option \"%.*s\": bridges take ageing=SECONDS",
                         (int)(klen > 40 ? 40 : klen), opts[i]);
         if (seen_ageing)
-            return fail(err, errlen, -EINVAL, "ageing= is given twice");
+            return conf_fail(err, errlen, -EINVAL, "ageing= is given twice");
         seen_ageing = true;
         unsigned long v;
         if (!conf_parse_uint(eq + 1, 0, AGEING_MAX, &v))
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "ageing=%.40s is not valid: use seconds in 1-%d, or 0 for entries "
                         "that never age",
                         eq + 1, AGEING_MAX);
@@ -505,22 +502,22 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
     if (val[K_DEV] && (r = check_ifname("dev", val[K_DEV], err, errlen)))
         return r;
     if (val[K_QUEUE] && !conf_parse_uint(val[K_QUEUE], 0, 1023, &n))
-        return fail(err, errlen, -EINVAL, "queue=%.40s is not a queue number (0-1023)",
+        return conf_fail(err, errlen, -EINVAL, "queue=%.40s is not a queue number (0-1023)",
                     val[K_QUEUE]);
     if (val[K_DEVARGS] && !*val[K_DEVARGS])
-        return fail(err, errlen, -EINVAL, "devargs= needs a value, e.g. devargs=0000:01:00.0");
+        return conf_fail(err, errlen, -EINVAL, "devargs= needs a value, e.g. devargs=0000:01:00.0");
     if (val[K_DEVARGS] && strlen(val[K_DEVARGS]) >= CONF_DEVARGS_MAX)
-        return fail(err, errlen, -EINVAL, "devargs= is longer than %d characters",
+        return conf_fail(err, errlen, -EINVAL, "devargs= is longer than %d characters",
                     CONF_DEVARGS_MAX - 1);
     if (val[K_VNI] && !strchr(val[K_VNI], ':') && /* maps: apply_vxlan */
         !conf_parse_uint(val[K_VNI], 0, VNI_MAX, &n))
-        return fail(err, errlen, -EINVAL, "vni=%.40s is not a VXLAN VNI (0-16777215)",
+        return conf_fail(err, errlen, -EINVAL, "vni=%.40s is not a VXLAN VNI (0-16777215)",
                     val[K_VNI]);
     if (val[K_DSTPORT] && !conf_parse_uint(val[K_DSTPORT], 1, 65535, &n))
-        return fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
+        return conf_fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
                     val[K_DSTPORT]);
     if (val[K_LOCAL] && !parse_ip(val[K_LOCAL], a))
-        return fail(err, errlen, -EINVAL, "local=%.60s is not an IP address", val[K_LOCAL]);
+        return conf_fail(err, errlen, -EINVAL, "local=%.60s is not an IP address", val[K_LOCAL]);
     if (val[K_REMOTE]) {
         const char *p = val[K_REMOTE];
         do {
@@ -539,7 +536,7 @@ static int check_future_keys(const char *const *val, char *err, size_t errlen)
     }
     return 0;
 bad_remote:
-    return fail(err, errlen, -EINVAL,
+    return conf_fail(err, errlen, -EINVAL,
                 "remote=%.60s is not a list of IP addresses: use IP[,IP...]", val[K_REMOTE]);
 }
 
@@ -553,7 +550,7 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
     q->n_vni_map = 0;
     if (!strchr(s, ':')) {
         if (!conf_parse_uint(s, 0, VNI_MAX, &n))
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "vni=%.40s is not a VXLAN VNI (0-16777215) or a list of VNI:VLAN",
                         s);
         q->vni = (uint32_t)n;
@@ -577,11 +574,11 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
             goto bad;
         for (unsigned i = 0; i < q->n_vni_map; i++)
             if (q->vni_map[i].vni == n || q->vni_map[i].vlan == vlan)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "vni=: VNI %lu or VLAN %lu is mapped twice; each VNI is one VLAN",
                             n, vlan);
         if (q->n_vni_map == CONF_VNI_MAP_MAX)
-            return fail(err, errlen, -EINVAL, "vni=: at most %d VNI:VLAN pairs on one port",
+            return conf_fail(err, errlen, -EINVAL, "vni=: at most %d VNI:VLAN pairs on one port",
                         CONF_VNI_MAP_MAX);
         q->vni_map[q->n_vni_map].vni = (uint32_t)n;
         q->vni_map[q->n_vni_map].vlan = (uint16_t)vlan;
@@ -594,7 +591,7 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
     q->has_vni = true;
     return 0;
 bad:
-    return fail(err, errlen, -EINVAL,
+    return conf_fail(err, errlen, -EINVAL,
                 "vni=%.60s is not valid: use vni=N or vni=VNI:VLAN[,VNI:VLAN...] "
                 "(VNI 0-16777215, VLAN 1-4094)",
                 s);
@@ -608,12 +605,12 @@ static int parse_vxlan_ipv4(const char *key, const char *s, char *err, size_t er
     int af = parse_ip(s, a);
 
     if (af == AF_INET6)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "%s=%.60s: the VXLAN underlay is IPv4 only in this build", key, s);
     if (af != AF_INET)
-        return fail(err, errlen, -EINVAL, "%s=%.60s is not an IPv4 address", key, s);
+        return conf_fail(err, errlen, -EINVAL, "%s=%.60s is not an IPv4 address", key, s);
     if ((a[0] >= 224 && a[0] < 240) || !memcmp(a, "\xff\xff\xff\xff", 4))
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "%s=%.60s is a multicast or broadcast address: give unicast VTEPs",
                     key, s);
     return 0;
@@ -637,17 +634,17 @@ static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool ad
         }
     }
     if (!q->has_vni)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "vxlan port %s needs vni=N (or vni=VNI:VLAN,... on a trunk)", q->name);
     if (q->n_vni_map) {
         /* A VNI map is the trunk's VLAN list. */
         if (q->vlan.mode == VLAN_MODE_ACCESS)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "vni=VNI:VLAN,... makes port %s a trunk: drop vlan_mode=access and "
                         "tag=, or give a single vni=N",
                         q->name);
         if (val[K_TRUNKS] && *val[K_TRUNKS])
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "trunks= cannot be used with vni=VNI:VLAN,... on port %s: the map "
                         "lists the VLANs the port carries",
                         q->name);
@@ -660,7 +657,7 @@ static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool ad
             native_mapped |= v == q->vlan.native;
         }
         if (!native_mapped)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "native=%u on port %s has no VNI: add it to vni=VNI:VLAN,...",
                         q->vlan.native, q->name);
     }
@@ -672,13 +669,13 @@ static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool ad
     if (val[K_REMOTE]) {
         const char *p = val[K_REMOTE];
         if (strlen(p) >= sizeof q->remote)
-            return fail(err, errlen, -EINVAL, "remote= is longer than %zu characters",
+            return conf_fail(err, errlen, -EINVAL, "remote= is longer than %zu characters",
                         sizeof q->remote - 1);
         while (*p) {
             char ip[64];
             size_t len = strcspn(p, ",");
             if (!len || len >= sizeof ip)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "remote=%.60s is not a list of IPv4 addresses: use IP[,IP...]",
                             val[K_REMOTE]);
             memcpy(ip, p, len);
@@ -687,7 +684,7 @@ static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool ad
                 return r;
             p += len;
             if (*p == ',' && !*++p)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "remote=%.60s ends with a comma: use IP[,IP...]", val[K_REMOTE]);
         }
         snprintf(q->remote, sizeof q->remote, "%s", val[K_REMOTE]);
@@ -695,7 +692,7 @@ static int apply_vxlan(struct conf_port *q, const struct conf_port *old, bool ad
     if (val[K_DSTPORT]) {
         unsigned long n;
         if (!conf_parse_uint(val[K_DSTPORT], 1, 65535, &n))
-            return fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
+            return conf_fail(err, errlen, -EINVAL, "dstport=%.40s is not a UDP port (1-65535)",
                         val[K_DSTPORT]);
         q->dstport = (uint16_t)n;
     }
@@ -715,7 +712,7 @@ static int vxlan_check_unique(const struct conf_port *p, const struct conf_port 
         uint32_t v = p->n_vni_map ? p->vni_map[i].vni : p->vni;
         for (unsigned k = 0; k < (o->n_vni_map ? o->n_vni_map : 1); k++)
             if (v == (o->n_vni_map ? o->vni_map[k].vni : o->vni))
-                return fail(err, errlen, -EEXIST,
+                return conf_fail(err, errlen, -EEXIST,
                             "VNI %u on UDP port %u is already used by vxlan port %s", v,
                             p->dstport, o->name);
     }
@@ -755,7 +752,7 @@ static int apply_vlan(struct conf_port *q, const struct conf_port *old, bool add
         else if (!strcmp(val[K_VLAN_MODE], "trunk"))
             mode = VLAN_MODE_TRUNK;
         else
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "vlan_mode=%.40s is not valid: use vlan_mode=access or "
                         "vlan_mode=trunk",
                         val[K_VLAN_MODE]);
@@ -768,7 +765,7 @@ static int apply_vlan(struct conf_port *q, const struct conf_port *old, bool add
     struct conf_vlan v;
     if (mode == VLAN_MODE_ACCESS) {
         if (val[K_TRUNKS] || val[K_NATIVE])
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "%s= cannot be used on access port %s, which carries one VLAN "
                         "(tag=N): add vlan_mode=trunk to make it a trunk",
                         val[K_TRUNKS] ? "trunks" : "native", q->name);
@@ -780,13 +777,13 @@ static int apply_vlan(struct conf_port *q, const struct conf_port *old, bool add
         } else if (!adding && old->vlan.mode == VLAN_MODE_ACCESS) {
             v.tag = old->vlan.tag;
         } else {
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "access port %s needs tag=N, the VLAN it belongs to (1-4094)",
                         q->name);
         }
     } else {
         if (val[K_TAG])
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "tag= cannot be used on trunk port %s, which takes trunks=LIST and "
                         "native=N: add vlan_mode=access to make it an access port",
                         q->name);
@@ -804,7 +801,7 @@ static int apply_vlan(struct conf_port *q, const struct conf_port *old, bool add
             } else {
                 char e[200];
                 if (conf_parse_vlan_list(val[K_TRUNKS], v.trunks, e, sizeof e))
-                    return fail(err, errlen, -EINVAL, "trunks=: %s", e);
+                    return conf_fail(err, errlen, -EINVAL, "trunks=: %s", e);
                 v.trunks_all = false;
             }
         }
@@ -823,21 +820,21 @@ static int apply_vlan(struct conf_port *q, const struct conf_port *old, bool add
 static int port_check(const struct conf_port *p, char *err, size_t errlen)
 {
     if (p->type == PORT_TYPE_VHOST_USER && p->client && !p->socket[0])
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "vhost-user port %s in client mode needs socket=PATH, the socket the "
                     "frontend (QEMU, the VMM) listens on",
                     p->name);
     if (p->type == PORT_TYPE_AFXDP && !p->dev[0])
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "afxdp port %s needs dev=IFNAME, the interface whose queue it binds",
                     p->name);
     if (p->type == PORT_TYPE_DPDK && !p->devargs[0])
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "dpdk port %s needs devargs=STRING, e.g. devargs=0000:01:00.0 or "
                     "devargs=net_tap0,iface=dtap0",
                     p->name);
     if ((p->type == PORT_TYPE_TAP || p->type == PORT_TYPE_INTERNAL) && !p->ifname[0])
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "port name %s is longer than %d characters, the limit for a network "
                     "interface name: give ifname=NAME",
                     p->name, CONF_IFNAME_MAX - 1);
@@ -845,17 +842,17 @@ static int port_check(const struct conf_port *p, char *err, size_t errlen)
         uint8_t ip[16], gw[16];
         unsigned plen;
         if (!p->ip[0])
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "gw= needs ip=CIDR on port %s: the gateway must be in the port's "
                         "subnet",
                         p->name);
         int af = parse_cidr("ip", p->ip, ip, &plen, NULL, 0);
         if (parse_ip(p->gw, gw) != af)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "gw=%s and ip=%s on port %s are of different address families",
                         p->gw, p->ip, p->name);
         if (!same_subnet(ip, gw, plen))
-            return fail(err, errlen, -EINVAL, "gw=%s is not inside ip=%s on port %s", p->gw,
+            return conf_fail(err, errlen, -EINVAL, "gw=%s is not inside ip=%s on port %s", p->gw,
                         p->ip, p->name);
     }
     return 0;
@@ -872,30 +869,30 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     for (size_t i = 0; i < nopts; i++) {
         const char *eq = strchr(opts[i], '=');
         if (!eq || eq == opts[i])
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "\"%.40s\" is not KEY=VALUE (e.g. type=tap, tag=10)", opts[i]);
         int k = key_lookup(opts[i], (size_t)(eq - opts[i]));
         if (k < 0)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "unknown port option \"%.*s\": see vswitchctl(8) for the keys of "
                         "each port type",
                         (int)((eq - opts[i]) > 40 ? 40 : eq - opts[i]), opts[i]);
         if (val[k])
-            return fail(err, errlen, -EINVAL, "%s= is given twice", port_keys[k].name);
+            return conf_fail(err, errlen, -EINVAL, "%s= is given twice", port_keys[k].name);
         if (!eq[1] && !port_keys[k].clearable)
-            return fail(err, errlen, -EINVAL, "%s= needs a value", port_keys[k].name);
+            return conf_fail(err, errlen, -EINVAL, "%s= needs a value", port_keys[k].name);
         val[k] = eq + 1;
     }
 
     if (val[K_TYPE]) {
         int t = port_type_from_name(val[K_TYPE]);
         if (t < 0)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "unknown port type \"%.40s\": use vhost-user, tap, internal, "
                         "afxdp, dpdk or vxlan",
                         val[K_TYPE]);
         if (!adding && (enum port_type)t != p->type)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "port %s is of type %s and a port's type cannot change: delete "
                         "the port and add it again",
                         p->name, port_type_name(p->type));
@@ -903,24 +900,24 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     }
     for (int k = 0; k < K_N; k++)
         if (val[k] && port_keys[k].types && !(port_keys[k].types & (1u << q.type)))
-            return fail(err, errlen, -EINVAL, "%s= does not apply to a %s port",
+            return conf_fail(err, errlen, -EINVAL, "%s= does not apply to a %s port",
                         port_keys[k].name, port_type_name(q.type));
 
     if (!port_type_supported(q.type)) {
         if ((r = check_future_keys(val, err, errlen)))
             return r;
-        return fail(err, errlen, -ENOTSUP, "port type %s is not supported by this build",
+        return conf_fail(err, errlen, -ENOTSUP, "port type %s is not supported by this build",
                     port_type_name(q.type));
     }
 
     if (val[K_SOCKET]) {
         size_t n = strlen(val[K_SOCKET]);
         if (n && val[K_SOCKET][0] != '/')
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "socket=%.60s is not an absolute path: give the full path",
                         val[K_SOCKET]);
         if (n >= CONF_PATH_MAX)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "socket= path is %zu characters long; a unix socket path must be "
                         "at most %d",
                         n, CONF_PATH_MAX - 1);
@@ -932,7 +929,7 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
         else if (!strcmp(val[K_MODE], "client"))
             q.client = true;
         else
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "mode=%.40s is not valid: use mode=server (vswitchd creates the "
                         "socket) or mode=client (the frontend does)",
                         val[K_MODE]);
@@ -940,7 +937,7 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     if (val[K_QUEUES]) {
         unsigned long n = 1;
         if (*val[K_QUEUES] && !conf_parse_uint(val[K_QUEUES], 1, CONF_QUEUES_MAX, &n))
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "queues=%.40s is not valid: use a number of queue pairs in 1-%d",
                         val[K_QUEUES], CONF_QUEUES_MAX);
         q.queues = (unsigned)n;
@@ -971,7 +968,7 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     if (val[K_GW]) {
         uint8_t a[16];
         if (*val[K_GW] && (strlen(val[K_GW]) >= sizeof q.gw || !parse_ip(val[K_GW], a)))
-            return fail(err, errlen, -EINVAL, "gw=%.60s is not an IP address", val[K_GW]);
+            return conf_fail(err, errlen, -EINVAL, "gw=%.60s is not an IP address", val[K_GW]);
         snprintf(q.gw, sizeof q.gw, "%s", val[K_GW]);
     }
     if ((r = apply_vlan(&q, p, adding, val, err, errlen)))
@@ -981,7 +978,7 @@ static int port_apply_opts(struct conf_port *p, bool adding, const char *const *
     if (val[K_MTU]) {
         unsigned long n = 0;
         if (*val[K_MTU] && !conf_parse_uint(val[K_MTU], MTU_MIN, MTU_MAX, &n))
-            return fail(err, errlen, -EINVAL, "mtu=%.40s is not valid: use %d-%d", val[K_MTU],
+            return conf_fail(err, errlen, -EINVAL, "mtu=%.40s is not valid: use %d-%d", val[K_MTU],
                         MTU_MIN, MTU_MAX);
         q.mtu = (uint32_t)n;
     }
@@ -1011,19 +1008,19 @@ static int port_check_unique(const struct conf *c, const struct conf_port *p, ch
             continue;
         if (p->type == PORT_TYPE_VHOST_USER && o->type == PORT_TYPE_VHOST_USER &&
             p->socket[0] && !strcmp(p->socket, o->socket))
-            return fail(err, errlen, -EEXIST, "socket %s is already used by port %s",
+            return conf_fail(err, errlen, -EEXIST, "socket %s is already used by port %s",
                         p->socket, o->name);
         if (p->ifname[0] && !strcmp(p->ifname, o->ifname))
-            return fail(err, errlen, -EEXIST,
+            return conf_fail(err, errlen, -EEXIST,
                         "interface name %s is already used by port %s", p->ifname, o->name);
         if (p->type == PORT_TYPE_AFXDP && o->type == PORT_TYPE_AFXDP &&
             !strcmp(p->dev, o->dev) && p->queue == o->queue)
-            return fail(err, errlen, -EEXIST, "queue %u of %s is already used by port %s",
+            return conf_fail(err, errlen, -EEXIST, "queue %u of %s is already used by port %s",
                         p->queue, p->dev, o->name);
         if (p->type == PORT_TYPE_DPDK && o->type == PORT_TYPE_DPDK &&
             strcspn(p->devargs, ",") == strcspn(o->devargs, ",") &&
             !strncmp(p->devargs, o->devargs, strcspn(p->devargs, ",")))
-            return fail(err, errlen, -EEXIST, "DPDK device %.*s is already used by port %s",
+            return conf_fail(err, errlen, -EEXIST, "DPDK device %.*s is already used by port %s",
                         (int)strcspn(p->devargs, ","), p->devargs, o->name);
         if (p->type == PORT_TYPE_VXLAN && vxlan_check_unique(p, o, err, errlen))
             return -EEXIST;
@@ -1039,10 +1036,10 @@ int conf_add_port(struct conf *c, const char *bridge, const char *name,
         (r = conf_check_name("port", name, err, errlen)))
         return r;
     if (!conf_find_bridge(c, bridge))
-        return fail(err, errlen, -ENOENT, "bridge %s does not exist", bridge);
+        return conf_fail(err, errlen, -ENOENT, "bridge %s does not exist", bridge);
     struct conf_port *o = conf_find_port(c, name);
     if (o)
-        return fail(err, errlen, -EEXIST, "port %s already exists (on bridge %s)", name,
+        return conf_fail(err, errlen, -EEXIST, "port %s already exists (on bridge %s)", name,
                     o->bridge);
 
     struct conf_port p;
@@ -1059,7 +1056,7 @@ int conf_add_port(struct conf *c, const char *bridge, const char *name,
 
     struct conf_port *np = realloc(c->ports, (c->n_ports + 1) * sizeof *np);
     if (!np)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return conf_fail(err, errlen, -ENOMEM, "out of memory");
     c->ports = np;
     np[c->n_ports++] = p;
     return 0;
@@ -1069,16 +1066,16 @@ int conf_del_port(struct conf *c, const char *bridge, const char *name, char *er
                   size_t errlen)
 {
     if (bridge && !conf_find_bridge(c, bridge))
-        return fail(err, errlen, -ENOENT, "bridge %.40s does not exist", bridge);
+        return conf_fail(err, errlen, -ENOENT, "bridge %.40s does not exist", bridge);
     struct conf_port *p = conf_find_port(c, name);
     if (!p)
-        return fail(err, errlen, -ENOENT, "port %.40s does not exist", name);
+        return conf_fail(err, errlen, -ENOENT, "port %.40s does not exist", name);
     if (bridge && strcmp(p->bridge, bridge))
-        return fail(err, errlen, -ENOENT, "port %s is not on bridge %s (it is on %s)", name,
+        return conf_fail(err, errlen, -ENOENT, "port %s is not on bridge %s (it is on %s)", name,
                     bridge, p->bridge);
     const struct conf_net *un = conf_net_using_port(c, name);
     if (un)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "port %s is the nat= uplink of network %s: set-net %s nat= first", name,
                     un->name, un->name);
     size_t i = (size_t)(p - c->ports);
@@ -1092,9 +1089,9 @@ int conf_set_port(struct conf *c, const char *name, const char *const *opts, siz
 {
     struct conf_port *p = conf_find_port(c, name);
     if (!p)
-        return fail(err, errlen, -ENOENT, "port %.40s does not exist", name);
+        return conf_fail(err, errlen, -ENOENT, "port %.40s does not exist", name);
     if (!nopts)
-        return fail(err, errlen, -EINVAL, "nothing to set: give KEY=VALUE, e.g. tag=10");
+        return conf_fail(err, errlen, -EINVAL, "nothing to set: give KEY=VALUE, e.g. tag=10");
     struct conf_port q = *p;
     int r;
     if ((r = port_apply_opts(&q, false, opts, nopts, err, errlen)) ||
@@ -1112,7 +1109,7 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
             return r;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(c->bridges[i].name, c->bridges[j].name))
-                return fail(err, errlen, -EEXIST, "bridge %s is listed twice",
+                return conf_fail(err, errlen, -EEXIST, "bridge %s is listed twice",
                             c->bridges[i].name);
     }
     for (size_t i = 0; i < c->n_ports; i++) {
@@ -1121,9 +1118,9 @@ int conf_validate(const struct conf *c, char *err, size_t errlen)
             return r;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(p->name, c->ports[j].name))
-                return fail(err, errlen, -EEXIST, "port %s is listed twice", p->name);
+                return conf_fail(err, errlen, -EEXIST, "port %s is listed twice", p->name);
         if (!conf_find_bridge(c, p->bridge))
-            return fail(err, errlen, -ENOENT, "port %s is on bridge %s, which does not exist",
+            return conf_fail(err, errlen, -ENOENT, "port %s is on bridge %s, which does not exist",
                         p->name, p->bridge);
         if ((r = port_check(p, err, errlen)) || (r = port_check_unique(c, p, err, errlen)))
             return r;
@@ -1235,29 +1232,29 @@ static int bridge_from_json(struct conf *c, size_t idx, const json_t *jb, char *
     const char *key;
     json_t *v;
     if (!json_is_object(jb))
-        return fail(err, errlen, -EINVAL, "bridges[%zu] is not an object", idx);
+        return conf_fail(err, errlen, -EINVAL, "bridges[%zu] is not an object", idx);
     json_t *name = json_object_get(jb, "name");
     if (!json_is_string(name))
-        return fail(err, errlen, -EINVAL, "bridges[%zu] has no \"name\" string", idx);
+        return conf_fail(err, errlen, -EINVAL, "bridges[%zu] has no \"name\" string", idx);
     json_object_foreach ((json_t *)jb, key, v) {
         if (!strcmp(key, "name"))
             continue;
         if (strcmp(key, "ageing"))
-            return fail(err, errlen, -EINVAL, "bridges[%zu] has an unknown key \"%.40s\"",
+            return conf_fail(err, errlen, -EINVAL, "bridges[%zu] has an unknown key \"%.40s\"",
                         idx, key);
         if (!json_is_integer(v))
-            return fail(err, errlen, -EINVAL, "bridges[%zu]: ageing must be an integer",
+            return conf_fail(err, errlen, -EINVAL, "bridges[%zu]: ageing must be an integer",
                         idx);
     }
     if (conf_add_bridge(c, json_string_value(name), e, sizeof e))
-        return fail(err, errlen, -EINVAL, "bridges[%zu]: %s", idx, e);
+        return conf_fail(err, errlen, -EINVAL, "bridges[%zu]: %s", idx, e);
     json_t *ageing = json_object_get(jb, "ageing");
     if (ageing) {
         char opt[48];
         const char *opts[] = {opt};
         snprintf(opt, sizeof opt, "ageing=%lld", (long long)json_integer_value(ageing));
         if (conf_set_bridge(c, json_string_value(name), opts, 1, e, sizeof e))
-            return fail(err, errlen, -EINVAL, "bridges[%zu]: %s", idx, e);
+            return conf_fail(err, errlen, -EINVAL, "bridges[%zu]: %s", idx, e);
     }
     return 0;
 }
@@ -1274,34 +1271,34 @@ static int port_from_json(struct conf *c, size_t idx, const json_t *jp, char *er
     int r;
 
     if (!json_is_object(jp))
-        return fail(err, errlen, -EINVAL, "ports[%zu] is not an object", idx);
+        return conf_fail(err, errlen, -EINVAL, "ports[%zu] is not an object", idx);
     json_t *name = json_object_get(jp, "name");
     json_t *bridge = json_object_get(jp, "bridge");
     if (!json_is_string(name))
-        return fail(err, errlen, -EINVAL, "ports[%zu] has no \"name\" string", idx);
+        return conf_fail(err, errlen, -EINVAL, "ports[%zu] has no \"name\" string", idx);
     const char *pn = json_string_value(name);
     if (!json_is_string(bridge))
-        return fail(err, errlen, -EINVAL, "ports[%zu] (%.40s) has no \"bridge\" string", idx,
+        return conf_fail(err, errlen, -EINVAL, "ports[%zu] (%.40s) has no \"bridge\" string", idx,
                     pn);
     json_object_foreach ((json_t *)jp, key, v) {
         if (!strcmp(key, "name") || !strcmp(key, "bridge"))
             continue;
         int k = key_lookup(key, strlen(key));
         if (k < 0)
-            return fail(err, errlen, -EINVAL, "ports[%zu] (%.40s) has an unknown key \"%.40s\"",
+            return conf_fail(err, errlen, -EINVAL, "ports[%zu] (%.40s) has an unknown key \"%.40s\"",
                         idx, pn, key);
         if (port_keys[k].numeric && !(k == K_VNI && json_is_string(v))) { /* VNI maps */
             if (!json_is_integer(v))
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "ports[%zu] (%.40s): %s must be an integer", idx, pn, key);
             snprintf(bufs[n], sizeof bufs[n], "%s=%lld", key,
                      (long long)json_integer_value(v));
         } else {
             if (!json_is_string(v))
-                return fail(err, errlen, -EINVAL, "ports[%zu] (%.40s): %s must be a string",
+                return conf_fail(err, errlen, -EINVAL, "ports[%zu] (%.40s): %s must be a string",
                             idx, pn, key);
             if (strlen(json_string_value(v)) >= sizeof bufs[n] - 12)
-                return fail(err, errlen, -EINVAL, "ports[%zu] (%.40s): %s is too long", idx,
+                return conf_fail(err, errlen, -EINVAL, "ports[%zu] (%.40s): %s is too long", idx,
                             pn, key);
             snprintf(bufs[n], sizeof bufs[n], "%s=%s", key, json_string_value(v));
         }
@@ -1309,7 +1306,7 @@ static int port_from_json(struct conf *c, size_t idx, const json_t *jp, char *er
         n++;
     }
     if ((r = conf_add_port(c, json_string_value(bridge), pn, opts, n, e, sizeof e)))
-        return fail(err, errlen, r, "ports[%zu] (%.40s): %s", idx, pn, e);
+        return conf_fail(err, errlen, r, "ports[%zu] (%.40s): %s", idx, pn, e);
     return 0;
 }
 
@@ -1321,27 +1318,27 @@ int conf_from_json(struct conf *out, const json_t *j, char *err, size_t errlen)
     int r;
 
     if (!json_is_object(j))
-        return fail(err, errlen, -EINVAL, "the configuration is not a JSON object");
+        return conf_fail(err, errlen, -EINVAL, "the configuration is not a JSON object");
     json_t *version = json_object_get(j, "version");
     if (!json_is_integer(version))
-        return fail(err, errlen, -EINVAL, "the configuration has no \"version\" number");
+        return conf_fail(err, errlen, -EINVAL, "the configuration has no \"version\" number");
     if (json_integer_value(version) < 1 || json_integer_value(version) > CONF_SCHEMA_VERSION)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "the configuration has schema version %lld; this vswitchd reads "
                     "versions 1 to %d",
                     (long long)json_integer_value(version), CONF_SCHEMA_VERSION);
     json_object_foreach ((json_t *)j, key, v) {
         if (strcmp(key, "version") && strcmp(key, "bridges") && strcmp(key, "ports") &&
             (strcmp(key, "networks") || json_integer_value(version) < 2))
-            return fail(err, errlen, -EINVAL, "the configuration has an unknown key \"%.40s\"",
+            return conf_fail(err, errlen, -EINVAL, "the configuration has an unknown key \"%.40s\"",
                         key);
     }
     json_t *bridges = json_object_get(j, "bridges");
     json_t *ports = json_object_get(j, "ports");
     if (bridges && !json_is_array(bridges))
-        return fail(err, errlen, -EINVAL, "\"bridges\" is not an array");
+        return conf_fail(err, errlen, -EINVAL, "\"bridges\" is not an array");
     if (ports && !json_is_array(ports))
-        return fail(err, errlen, -EINVAL, "\"ports\" is not an array");
+        return conf_fail(err, errlen, -EINVAL, "\"ports\" is not an array");
 
     conf_init(&c);
     size_t i;

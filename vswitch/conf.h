@@ -177,6 +177,10 @@ int conf_set_port(struct conf *c, const char *name, const char *const *opts,
 int conf_set_bridge(struct conf *c, const char *name, const char *const *opts,
                     size_t nopts, char *err, size_t errlen);
 
+/* Writes a sentence to err and returns code (a -errno): the edits' error path. */
+int conf_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* A decimal number in [min, max], digits only (no sign, no spaces). */
 bool conf_parse_uint(const char *s, unsigned long min, unsigned long max,
                      unsigned long *out);

@@ -35,19 +35,6 @@ const uint32_t conf_ct_timeout_defaults[CT_TO__COUNT] = {
     [CT_TO_ICMP] = 30,
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static bool parse_u32(const char *s, unsigned long min, unsigned long max, uint32_t *out)
 {
@@ -132,7 +119,7 @@ static int parse_reserve(struct conf_net *n, const char *v, char *err, size_t er
         if (!parse_mac6(item, r.mac) || !parse_ip4(eq + 1, &r.ip))
             goto bad;
         if (n->n_reserve == CONF_RESERVE_MAX)
-            return fail(err, errlen, -EINVAL, "more than %d reservations", CONF_RESERVE_MAX);
+            return conf_fail(err, errlen, -EINVAL, "more than %d reservations", CONF_RESERVE_MAX);
         n->reserve[n->n_reserve++] = r;
         v += len;
         if (*v == ',')
@@ -140,7 +127,7 @@ static int parse_reserve(struct conf_net *n, const char *v, char *err, size_t er
     }
     return 0;
 bad:
-    return fail(err, errlen, -EINVAL,
+    return conf_fail(err, errlen, -EINVAL,
                 "reserve=%.80s is not a list of MAC=IP: use e.g. "
                 "reserve=52:54:00:00:00:01=10.0.0.10,52:54:00:00:00:02=10.0.0.11",
                 v);
@@ -151,23 +138,23 @@ static int net_check(const struct conf_net *n, char *err, size_t errlen)
 {
     char a[16], b[16];
     if (!n->plen)
-        return fail(err, errlen, -EINVAL, "network %s needs subnet=CIDR, e.g. 10.0.0.0/24",
+        return conf_fail(err, errlen, -EINVAL, "network %s needs subnet=CIDR, e.g. 10.0.0.0/24",
                     n->name);
     if (!n->gateway)
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "network %s needs gateway=IP, the switch's address in the subnet",
                     n->name);
     fmt_ip4(n->subnet, a);
     if (!is_host(n, n->gateway)) {
         fmt_ip4(n->gateway, b);
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "gateway %s is not a host address of subnet %s/%u of network %s", b, a,
                     n->plen, n->name);
     }
     if (n->dhcp) {
         if (!is_host(n, n->dhcp_first) || !is_host(n, n->dhcp_last) ||
             n->dhcp_first > n->dhcp_last)
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "dhcp= range of network %s must be FIRST-LAST, host addresses of "
                         "%s/%u, FIRST not above LAST",
                         n->name, a, n->plen);
@@ -175,27 +162,27 @@ static int net_check(const struct conf_net *n, char *err, size_t errlen)
     for (size_t i = 0; i < n->n_reserve; i++) {
         if (!is_host(n, n->reserve[i].ip) || n->reserve[i].ip == n->gateway) {
             fmt_ip4(n->reserve[i].ip, b);
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "reserved address %s is not a free host address of %s/%u", b, a,
                         n->plen);
         }
         for (size_t k = 0; k < i; k++)
             if (!memcmp(n->reserve[i].mac, n->reserve[k].mac, 6) ||
                 n->reserve[i].ip == n->reserve[k].ip)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "reserve= of network %s names a MAC or an address twice",
                             n->name);
     }
     for (size_t i = 0; i < n->n_forwards; i++) {
         if (!is_host(n, n->forwards[i].to_ip)) {
             fmt_ip4(n->forwards[i].to_ip, b);
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "forward target %s is not a host address of network %s (%s/%u)", b,
                         n->name, a, n->plen);
         }
     }
     if (n->n_forwards && !n->nat[0])
-        return fail(err, errlen, -EINVAL,
+        return conf_fail(err, errlen, -EINVAL,
                     "port forwards of network %s need nat=PORT, the uplink they arrive on",
                     n->name);
     return 0;
@@ -216,15 +203,15 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
     for (size_t i = 0; i < nopts; i++) {
         const char *o = opts[i], *v;
         if (!strchr(o, '='))
-            return fail(err, errlen, -EINVAL, "\"%.40s\" is not KEY=VALUE", o);
+            return conf_fail(err, errlen, -EINVAL, "\"%.40s\" is not KEY=VALUE", o);
         for (size_t k = 0; k < i; k++) {
             size_t kl = (size_t)(strchr(o, '=') - o);
             if (!strncmp(opts[k], o, kl + 1))
-                return fail(err, errlen, -EINVAL, "%.*s= is given twice", (int)kl, o);
+                return conf_fail(err, errlen, -EINVAL, "%.*s= is given twice", (int)kl, o);
         }
         if (key_is(o, "bridge", &v)) {
             if (!adding)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "a network cannot move to another bridge: del-net and add-net");
             if (conf_check_name("bridge", v, err, errlen))
                 return -EINVAL;
@@ -232,7 +219,7 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
         } else if (key_is(o, "vlan", &v)) {
             uint32_t x = 0;
             if (*v && !parse_u32(v, 0, 4094, &x))
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "vlan=%.40s is not a VLAN: use 1-4094, or 0 for untagged", v);
             n->vlan = (uint16_t)x;
         } else if (key_is(o, "subnet", &v)) {
@@ -249,13 +236,13 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
             n->subnet = a & conf_mask(n->plen);
             continue;
         bad_subnet:
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "subnet=%.40s is not an IPv4 subnet: use e.g. 10.0.0.0/24 (prefix "
                         "8-30)",
                         v);
         } else if (key_is(o, "gateway", &v)) {
             if (!parse_ip4(v, &n->gateway))
-                return fail(err, errlen, -EINVAL, "gateway=%.40s is not an IPv4 address", v);
+                return conf_fail(err, errlen, -EINVAL, "gateway=%.40s is not an IPv4 address", v);
         } else if (key_is(o, "dhcp", &v)) {
             char a[32];
             const char *dash = strchr(v, '-');
@@ -271,18 +258,18 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
             n->dhcp = true;
             continue;
         bad_dhcp:
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "dhcp=%.40s is not an address range: use FIRST-LAST, e.g. "
                         "dhcp=10.0.0.100-10.0.0.199",
                         v);
         } else if (key_is(o, "dns", &v)) {
             n->dns = 0;
             if (*v && !parse_ip4(v, &n->dns))
-                return fail(err, errlen, -EINVAL, "dns=%.40s is not an IPv4 address", v);
+                return conf_fail(err, errlen, -EINVAL, "dns=%.40s is not an IPv4 address", v);
         } else if (key_is(o, "lease", &v)) {
             n->lease = CONF_LEASE_DEFAULT;
             if (*v && !parse_u32(v, LEASE_MIN, LEASE_MAX, &n->lease))
-                return fail(err, errlen, -EINVAL, "lease=%.40s is not valid: use seconds in %d-%d",
+                return conf_fail(err, errlen, -EINVAL, "lease=%.40s is not valid: use seconds in %d-%d",
                             v, LEASE_MIN, LEASE_MAX);
         } else if (key_is(o, "nat", &v)) {
             if (*v && conf_check_name("port", v, err, errlen))
@@ -295,7 +282,7 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
         } else if (key_is(o, "ct_max", &v)) {
             n->ct_max = CONF_CT_MAX_DEFAULT;
             if (*v && !parse_u32(v, 1, CT_MAX_LIMIT, &n->ct_max))
-                return fail(err, errlen, -EINVAL, "ct_max=%.40s is not valid: use 1-%d", v,
+                return conf_fail(err, errlen, -EINVAL, "ct_max=%.40s is not valid: use 1-%d", v,
                             CT_MAX_LIMIT);
         } else if (!strncmp(o, "ct_timeout_", 11)) {
             int t = -1;
@@ -303,7 +290,7 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
                 if (key_is(o + 11, conf_ct_timeout_names[k], &v))
                     t = k;
             if (t < 0)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "unknown timeout \"%.40s\": use ct_timeout_NAME with NAME one of "
                             "tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait "
                             "tcp_close_wait tcp_last_ack tcp_time_wait tcp_close udp "
@@ -311,10 +298,10 @@ static int net_apply_opts(struct conf_net *n, bool adding, const char *const *op
                             o);
             n->ct_timeouts[t] = conf_ct_timeout_defaults[t];
             if (*v && !parse_u32(v, 1, TIMEOUT_MAX, &n->ct_timeouts[t]))
-                return fail(err, errlen, -EINVAL, "%.60s: use seconds in 1-%d", o,
+                return conf_fail(err, errlen, -EINVAL, "%.60s: use seconds in 1-%d", o,
                             TIMEOUT_MAX);
         } else {
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "unknown network option \"%.*s\": networks take bridge= vlan= "
                         "subnet= gateway= dhcp= dns= lease= nat= reserve= ct_max= "
                         "ct_timeout_NAME=",
@@ -332,7 +319,7 @@ int conf_add_net(struct conf *c, const char *name, const char *const *opts, size
     if ((r = conf_check_name("network", name, err, errlen)))
         return r;
     if (conf_find_net(c, name))
-        return fail(err, errlen, -EEXIST, "network %s already exists", name);
+        return conf_fail(err, errlen, -EEXIST, "network %s already exists", name);
     memset(&n, 0, sizeof n);
     snprintf(n.name, sizeof n.name, "%s", name);
     n.lease = CONF_LEASE_DEFAULT;
@@ -341,10 +328,10 @@ int conf_add_net(struct conf *c, const char *name, const char *const *opts, size
     if ((r = net_apply_opts(&n, true, opts, nopts, err, errlen)))
         return r;
     if (!n.bridge[0])
-        return fail(err, errlen, -EINVAL, "network %s needs bridge=BR", name);
+        return conf_fail(err, errlen, -EINVAL, "network %s needs bridge=BR", name);
     struct conf_net *nn = realloc(c->nets, (c->n_nets + 1) * sizeof *nn);
     if (!nn)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return conf_fail(err, errlen, -ENOMEM, "out of memory");
     c->nets = nn;
     nn[c->n_nets++] = n;
     if ((r = conf_validate_nets(c, err, errlen))) {
@@ -360,9 +347,9 @@ int conf_set_net(struct conf *c, const char *name, const char *const *opts, size
     struct conf_net *n = conf_find_net(c, name);
     int r;
     if (!n)
-        return fail(err, errlen, -ENOENT, "network %.40s does not exist", name);
+        return conf_fail(err, errlen, -ENOENT, "network %.40s does not exist", name);
     if (!nopts)
-        return fail(err, errlen, -EINVAL, "nothing to set: give KEY=VALUE, e.g. dns=1.1.1.1");
+        return conf_fail(err, errlen, -EINVAL, "nothing to set: give KEY=VALUE, e.g. dns=1.1.1.1");
     struct conf_net old = *n, q = *n;
     if ((r = net_apply_opts(&q, false, opts, nopts, err, errlen)))
         return r;
@@ -378,7 +365,7 @@ int conf_del_net(struct conf *c, const char *name, char *err, size_t errlen)
 {
     struct conf_net *n = conf_find_net(c, name);
     if (!n)
-        return fail(err, errlen, -ENOENT, "network %.40s does not exist", name);
+        return conf_fail(err, errlen, -ENOENT, "network %.40s does not exist", name);
     size_t i = (size_t)(n - c->nets);
     memmove(n, n + 1, (c->n_nets - i - 1) * sizeof *n);
     c->n_nets--;
@@ -398,16 +385,16 @@ static int forward_key(const char *const *opts, size_t nopts, bool need_to, uint
         else if (need_to && key_is(opts[i], "to", &v))
             to = v;
         else
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "\"%.40s\": a forward takes proto=tcp|udp port=N%s", opts[i],
                         need_to ? " to=IP:PORT" : "");
     }
     if (!p || (strcmp(p, "tcp") && strcmp(p, "udp")))
-        return fail(err, errlen, -EINVAL, "a forward needs proto=tcp or proto=udp");
+        return conf_fail(err, errlen, -EINVAL, "a forward needs proto=tcp or proto=udp");
     *proto = strcmp(p, "tcp") ? IPPROTO_UDP : IPPROTO_TCP;
     uint32_t x;
     if (!po || !parse_u32(po, 1, 65535, &x))
-        return fail(err, errlen, -EINVAL, "a forward needs port=N (1-65535)");
+        return conf_fail(err, errlen, -EINVAL, "a forward needs port=N (1-65535)");
     *port = (uint16_t)x;
     if (!need_to)
         return 0;
@@ -422,7 +409,7 @@ static int forward_key(const char *const *opts, size_t nopts, bool need_to, uint
     *to_port = (uint16_t)x;
     return 0;
 bad_to:
-    return fail(err, errlen, -EINVAL, "a forward needs to=IP:PORT, e.g. to=10.0.0.5:80");
+    return conf_fail(err, errlen, -EINVAL, "a forward needs to=IP:PORT, e.g. to=10.0.0.5:80");
 }
 
 int conf_add_forward(struct conf *c, const char *net, const char *const *opts,
@@ -432,12 +419,12 @@ int conf_add_forward(struct conf *c, const char *net, const char *const *opts,
     struct conf_forward f;
     int r;
     if (!n)
-        return fail(err, errlen, -ENOENT, "network %.40s does not exist", net);
+        return conf_fail(err, errlen, -ENOENT, "network %.40s does not exist", net);
     if ((r = forward_key(opts, nopts, true, &f.proto, &f.port, &f.to_ip, &f.to_port, err,
                          errlen)))
         return r;
     if (n->n_forwards == CONF_FORWARDS_MAX)
-        return fail(err, errlen, -EINVAL, "network %s has %d forwards, the most it can have",
+        return conf_fail(err, errlen, -EINVAL, "network %s has %d forwards, the most it can have",
                     net, CONF_FORWARDS_MAX);
     struct conf_net old = *n;
     n->forwards[n->n_forwards++] = f;
@@ -456,7 +443,7 @@ int conf_del_forward(struct conf *c, const char *net, const char *const *opts,
     uint16_t port;
     int r;
     if (!n)
-        return fail(err, errlen, -ENOENT, "network %.40s does not exist", net);
+        return conf_fail(err, errlen, -ENOENT, "network %.40s does not exist", net);
     if ((r = forward_key(opts, nopts, false, &proto, &port, NULL, NULL, err, errlen)))
         return r;
     for (size_t i = 0; i < n->n_forwards; i++) {
@@ -467,7 +454,7 @@ int conf_del_forward(struct conf *c, const char *net, const char *const *opts,
             return 0;
         }
     }
-    return fail(err, errlen, -ENOENT, "network %s has no %s forward of port %u", net,
+    return conf_fail(err, errlen, -ENOENT, "network %s has no %s forward of port %u", net,
                 proto == IPPROTO_TCP ? "tcp" : "udp", port);
 }
 
@@ -480,16 +467,16 @@ int conf_validate_nets(const struct conf *c, char *err, size_t errlen)
             (r = net_check(n, err, errlen)))
             return r;
         if (!conf_find_bridge(c, n->bridge))
-            return fail(err, errlen, -ENOENT, "bridge %s (of network %s) does not exist",
+            return conf_fail(err, errlen, -ENOENT, "bridge %s (of network %s) does not exist",
                         n->bridge, n->name);
         if (n->nat[0]) {
             const struct conf_port *p = conf_find_port(c, n->nat);
             if (!p)
-                return fail(err, errlen, -ENOENT,
+                return conf_fail(err, errlen, -ENOENT,
                             "nat=%s: port %s does not exist (add the uplink port first)",
                             n->nat, n->nat);
             if (p->type == PORT_TYPE_VHOST_USER)
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "nat=%s: a vhost-user port cannot be an uplink; use a tap "
                             "(or afxdp, dpdk) port",
                             n->nat);
@@ -498,13 +485,13 @@ int conf_validate_nets(const struct conf *c, char *err, size_t errlen)
             const struct conf_net *o = &c->nets[k];
             uint8_t pl = n->plen < o->plen ? n->plen : o->plen;
             if (!strcmp(n->name, o->name))
-                return fail(err, errlen, -EEXIST, "network %s is listed twice", n->name);
+                return conf_fail(err, errlen, -EEXIST, "network %s is listed twice", n->name);
             if (!strcmp(n->bridge, o->bridge) && n->vlan == o->vlan)
-                return fail(err, errlen, -EEXIST,
+                return conf_fail(err, errlen, -EEXIST,
                             "VLAN %u of bridge %s already has network %s", n->vlan,
                             n->bridge, o->name);
             if ((n->subnet & conf_mask(pl)) == (o->subnet & conf_mask(pl)))
-                return fail(err, errlen, -EEXIST,
+                return conf_fail(err, errlen, -EEXIST,
                             "the subnet of network %s overlaps network %s", n->name,
                             o->name);
             if (n->nat[0] && !strcmp(n->nat, o->nat))
@@ -512,7 +499,7 @@ int conf_validate_nets(const struct conf *c, char *err, size_t errlen)
                     for (size_t b = 0; b < o->n_forwards; b++)
                         if (n->forwards[a].proto == o->forwards[b].proto &&
                             n->forwards[a].port == o->forwards[b].port)
-                            return fail(err, errlen, -EEXIST,
+                            return conf_fail(err, errlen, -EEXIST,
                                         "port %u of uplink %s is forwarded by networks %s "
                                         "and %s",
                                         n->forwards[a].port, n->nat, o->name, n->name);
@@ -521,7 +508,7 @@ int conf_validate_nets(const struct conf *c, char *err, size_t errlen)
             for (size_t b = 0; b < a; b++)
                 if (n->forwards[a].proto == n->forwards[b].proto &&
                     n->forwards[a].port == n->forwards[b].port)
-                    return fail(err, errlen, -EEXIST,
+                    return conf_fail(err, errlen, -EEXIST,
                                 "network %s already forwards %s port %u", n->name,
                                 n->forwards[a].proto == IPPROTO_TCP ? "tcp" : "udp",
                                 n->forwards[a].port);
@@ -599,7 +586,7 @@ static int forwards_from_json(struct conf *c, const char *net, const json_t *fw,
     size_t i;
     json_t *f;
     if (!json_is_array(fw))
-        return fail(err, errlen, -EINVAL, "forwards of network %s is not an array", net);
+        return conf_fail(err, errlen, -EINVAL, "forwards of network %s is not an array", net);
     json_array_foreach (fw, i, f) {
         json_t *proto = json_object_get(f, "proto"), *port = json_object_get(f, "port"),
                *to = json_object_get(f, "to");
@@ -607,7 +594,7 @@ static int forwards_from_json(struct conf *c, const char *net, const json_t *fw,
         const char *opts[3] = {o[0], o[1], o[2]};
         if (!json_is_object(f) || json_object_size(f) != 3 || !json_is_string(proto) ||
             !json_is_integer(port) || !json_is_string(to))
-            return fail(err, errlen, -EINVAL,
+            return conf_fail(err, errlen, -EINVAL,
                         "forwards[%zu] of network %s must be {\"proto\",\"port\",\"to\"}", i,
                         net);
         snprintf(o[0], sizeof o[0], "proto=%.40s", json_string_value(proto));
@@ -626,7 +613,7 @@ int conf_nets_from_json(struct conf *c, const json_t *nets, char *err, size_t er
     json_t *jn;
     char e[256];
     if (!json_is_array(nets))
-        return fail(err, errlen, -EINVAL, "\"networks\" is not an array");
+        return conf_fail(err, errlen, -EINVAL, "\"networks\" is not an array");
     json_array_foreach (nets, i, jn) {
         const char *key;
         json_t *v;
@@ -634,10 +621,10 @@ int conf_nets_from_json(struct conf *c, const json_t *nets, char *err, size_t er
         const char *opts[24];
         size_t n = 0;
         if (!json_is_object(jn))
-            return fail(err, errlen, -EINVAL, "networks[%zu] is not an object", i);
+            return conf_fail(err, errlen, -EINVAL, "networks[%zu] is not an object", i);
         json_t *name = json_object_get(jn, "name");
         if (!json_is_string(name))
-            return fail(err, errlen, -EINVAL, "networks[%zu] has no \"name\" string", i);
+            return conf_fail(err, errlen, -EINVAL, "networks[%zu] has no \"name\" string", i);
         json_object_foreach ((json_t *)jn, key, v) {
             if (!strcmp(key, "name") || !strcmp(key, "forwards"))
                 continue;
@@ -645,14 +632,14 @@ int conf_nets_from_json(struct conf *c, const json_t *nets, char *err, size_t er
                 strlen(json_string_value(v)) >= 100)
                 continue; /* given whole below */
             if (n == 24)
-                return fail(err, errlen, -EINVAL, "networks[%zu] has too many keys", i);
+                return conf_fail(err, errlen, -EINVAL, "networks[%zu] has too many keys", i);
             if (json_is_integer(v))
                 snprintf(bufs[n], sizeof bufs[n], "%.40s=%lld", key,
                          (long long)json_integer_value(v));
             else if (json_is_string(v) && strlen(json_string_value(v)) < 100)
                 snprintf(bufs[n], sizeof bufs[n], "%.40s=%s", key, json_string_value(v));
             else
-                return fail(err, errlen, -EINVAL,
+                return conf_fail(err, errlen, -EINVAL,
                             "networks[%zu]: %.40s must be a string or an integer", i, key);
             opts[n] = bufs[n];
             n++;
@@ -662,13 +649,13 @@ int conf_nets_from_json(struct conf *c, const json_t *nets, char *err, size_t er
         char *resopt = NULL;
         if (json_is_string(res) && strlen(json_string_value(res)) >= 100) {
             if (asprintf(&resopt, "reserve=%s", json_string_value(res)) < 0 || n == 24)
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return conf_fail(err, errlen, -ENOMEM, "out of memory");
             opts[n++] = resopt;
         }
         int r = conf_add_net(c, json_string_value(name), opts, n, e, sizeof e);
         free(resopt);
         if (r)
-            return fail(err, errlen, r, "networks[%zu] (%.40s): %s", i,
+            return conf_fail(err, errlen, r, "networks[%zu] (%.40s): %s", i,
                         json_string_value(name), e);
         json_t *fw = json_object_get(jn, "forwards");
         if (fw && (r = forwards_from_json(c, json_string_value(name), fw, err, errlen)))

@@ -172,7 +172,7 @@ int pkt_gso_segment(const struct pkt *p, struct pkt *out, int max)
 }
 
 void gso_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis, int n,
-                  gso_tx_fn tx)
+                  gso_accepts_fn accepts, gso_tx_fn tx)
 {
     struct pkt *segp[GSO_SEGS_MAX];
     uint16_t segt[GSO_SEGS_MAX];
@@ -182,7 +182,7 @@ void gso_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
         struct pkt *segs;
         int ns;
 
-        if (!pkt_is_gso(pkts[i]))
+        if (!pkt_is_gso(pkts[i]) || (accepts && accepts(p, pkts[i])))
             continue;
         if (i > start) /* the plain frames before it, as they are */
             tx(p, pkts + start, tcis + start, i - start);

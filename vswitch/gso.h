@@ -32,11 +32,16 @@ struct port;
 typedef void (*gso_tx_fn)(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                           int n);
 
-/* For port types that take no super-frames and are done with a packet when
- * tx returns (they copy it out): calls tx with the burst in order, every
- * super-frame replaced by its segments. A super-frame that cannot be
- * segmented is counted as gso_unsupported. */
+/* Whether a port takes this super-frame as it is (e.g. a guest that
+ * negotiated GUEST_TSO4 for a TCPV4 one). */
+typedef bool (*gso_accepts_fn)(struct port *p, const struct pkt *pk);
+
+/* The transmit path of every port type that may meet super-frames it cannot
+ * take, and that is done with a packet when tx returns (it copies it out):
+ * calls tx with the burst in order, every super-frame that `accepts` refuses
+ * (all of them when accepts is NULL) replaced by its segments. One that cannot
+ * be segmented is counted as gso_unsupported. */
 void gso_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis, int n,
-                  gso_tx_fn tx);
+                  gso_accepts_fn accepts, gso_tx_fn tx);
 
 #endif

@@ -450,7 +450,7 @@ static bool afxdp_same_options(const struct conf_port *a, const struct conf_port
 static void afxdp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                            int n)
 {
-    gso_tx_burst(p, pkts, tcis, n, afxdp_tx_frames);
+    gso_tx_burst(p, pkts, tcis, n, NULL, afxdp_tx_frames);
 }
 
 const struct port_ops port_afxdp_ops = {

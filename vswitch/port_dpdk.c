@@ -470,7 +470,7 @@ static bool dpdk_same_options(const struct conf_port *a, const struct conf_port 
 static void dpdk_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
                            int n)
 {
-    gso_tx_burst(p, pkts, tcis, n, dpdk_tx_frames);
+    gso_tx_burst(p, pkts, tcis, n, NULL, dpdk_tx_frames);
 }
 
 const struct port_ops port_dpdk_ops = {

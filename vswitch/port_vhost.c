@@ -501,8 +501,8 @@ static bool vp_tx_one(struct port *p, struct vhost_port *vp, struct vring *vq,
     return true;
 }
 
-static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
-                        int n)
+static void vp_tx_frames(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                         int n)
 {
     struct vhost_port *vp = p->priv;
     struct vring *vq = vhost_dev_vring(vp->dev, 0);
@@ -511,30 +511,26 @@ static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t 
 
     pthread_spin_lock(&vp->tx_lock);
     guest_guard.held = &vp->tx_lock;
-    for (int i = 0; i < n; i++) {
-        struct pkt *pk = pkts[i];
-
-        if (!vp_gso_ok(vp, &pk->vnet)) {
-            /* a guest without TSO: segment in software */
-            struct pkt *segs = gso_scratch();
-            int ns = pkt_gso_segment(pk, segs, GSO_SEGS_MAX);
-
-            if (ns < 0) {
-                port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
-                continue;
-            }
-            for (int k = 0; k < ns; k++)
-                sent += vp_tx_one(p, vp, vq, &segs[k], tcis[i], &bytes);
-            continue;
-        }
-        sent += vp_tx_one(p, vp, vq, pk, tcis[i], &bytes);
-    }
+    for (int i = 0; i < n; i++)
+        sent += vp_tx_one(p, vp, vq, pkts[i], tcis[i], &bytes);
     if (sent)
         vring_flush(vq);
     guest_guard.held = NULL;
     pthread_spin_unlock(&vp->tx_lock);
     if (sent)
         port_count_tx(p, sent, bytes);
+}
+
+static bool vp_takes_gso(struct port *p, const struct pkt *pk)
+{
+    return vp_gso_ok(p->priv, &pk->vnet);
+}
+
+/* A guest without TSO gets super-frames segmented in software. */
+static void vp_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                        int n)
+{
+    gso_tx_burst(p, pkts, tcis, n, vp_takes_gso, vp_tx_frames);
 }
 
 static int vp_wait_fd(struct port *p, unsigned q, bool *is_eventfd)

@@ -994,36 +994,25 @@ static void vxlan_tx_one(struct port *p, struct vxlan *vx, struct tx_batch *b,
         tx_add(vx, b, pk, tci, vx->vni[idx], sport, &f->to[r]);
 }
 
-static void vxlan_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
-                           int n)
+static void vxlan_tx_frames(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                            int n)
 {
     struct vxlan *vx = p->priv;
     struct tx_batch b; /* on the stack: tx may come from several PMDs at once */
     uint32_t now = fdb_now();
 
     b.n = 0;
-    for (int i = 0; i < n; i++) {
-        struct pkt *pk = pkts[i];
-
-        if (pkt_is_gso(pk)) {
-            /* the tunnel takes MTU-sized frames: segment in software */
-            struct pkt *segs = gso_scratch();
-            int ns = pkt_gso_segment(pk, segs, GSO_SEGS_MAX);
-
-            if (ns < 0) {
-                port_count_drop(p, DROP_GSO_UNSUPPORTED, 1);
-                continue;
-            }
-            for (int k = 0; k < ns; k++)
-                vxlan_tx_one(p, vx, &b, &segs[k], tcis[i], now);
-            if (b.n) /* the batch points into the scratch segments */
-                tx_flush(vx, &b);
-            continue;
-        }
-        vxlan_tx_one(p, vx, &b, pk, tcis[i], now);
-    }
-    if (b.n)
+    for (int i = 0; i < n; i++)
+        vxlan_tx_one(p, vx, &b, pkts[i], tcis[i], now);
+    if (b.n) /* the batch points into the packets: sent before returning */
         tx_flush(vx, &b);
+}
+
+/* The tunnel takes MTU-sized frames: super-frames are segmented first. */
+static void vxlan_tx_burst(struct port *p, struct pkt *const *pkts, const uint16_t *tcis,
+                           int n)
+{
+    gso_tx_burst(p, pkts, tcis, n, NULL, vxlan_tx_frames);
 }
 
 /* ---------------------------------------------------------------- waiting, status */
