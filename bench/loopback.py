@@ -166,8 +166,10 @@ class Ovs:
 # ---------------------------------------------------------------- one measurement
 
 
-def measure(middle, args):
-    """Mpps (generator's total Rx rate over args.seconds) for one middle."""
+def measure(middle, args, probe=None):
+    """Mpps (generator's total Rx rate over args.seconds) for one middle. With
+    probe (a function returning a counter, e.g. the middle's CPU seconds), its
+    rate over the same window comes second."""
     d = h.tempdir("vs-loop-")
     a, b = os.path.join(d, "a.sock"), os.path.join(d, "b.sock")
     gen = None
@@ -187,14 +189,14 @@ def measure(middle, args):
         h.wait_for(middle.connected, 20, f"{middle.name} connected")
         gen.start(tx_first=16)
         time.sleep(args.warmup)
-        s0, t0 = gen.stats(), time.monotonic()
+        s0, c0, t0 = gen.stats(), probe() if probe else 0, time.monotonic()
         time.sleep(args.seconds)
-        s1, t1 = gen.stats(), time.monotonic()
+        s1, c1, t1 = gen.stats(), probe() if probe else 0, time.monotonic()
         rx = sum(s1[p]["rx_packets"] - s0[p]["rx_packets"] for p in s1)
         mpps = rx / (t1 - t0) / 1e6
         pps_shown = sum(s1[p].get("rx_pps", 0) for p in s1) / 1e6
         gen.stop()
-        return mpps, None, pps_shown
+        return mpps, (c1 - c0) / (t1 - t0) if probe else None, pps_shown
     finally:
         if gen:
             gen.close()

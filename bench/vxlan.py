@@ -232,36 +232,8 @@ def middle_cpu(m):
 
 def measure(middle, args):
     """lb.measure plus the middle's CPU use: (Mpps, CPUs the middle used)."""
-    d = h.tempdir("vs-loop-")
-    a, b = os.path.join(d, "a.sock"), os.path.join(d, "b.sock")
-    gen = None
-    try:
-        if not middle.frontend_server:
-            middle.start(a, b, args)
-        vdevs = [h.virtio_user_vdev(i, s, server=middle.frontend_server, queue_size=1024)
-                 for i, s in enumerate((a, b))]
-        gen = h.Testpmd(vdevs, forward_mode="io", lcores=f"0@{lb.GEN_CPU},1@{lb.GEN_CPU}",
-                        huge=args.huge, name="generator", wait=not middle.frontend_server)
-        if middle.frontend_server:
-            h.wait_for(lambda: os.path.exists(a), 20, "generator's first socket")
-            middle.start(a, b, args)
-            gen.wait_ready(60)
-        h.wait_for(middle.connected, 20, f"{middle.name} connected")
-        gen.start(tx_first=16)
-        time.sleep(args.warmup)
-        s0, c0, t0 = gen.stats(), middle_cpu(middle), time.monotonic()
-        time.sleep(args.seconds)
-        s1, c1, t1 = gen.stats(), middle_cpu(middle), time.monotonic()
-        rx = sum(s1[p]["rx_packets"] - s0[p]["rx_packets"] for p in s1)
-        gen.stop()
-        return rx / (t1 - t0) / 1e6, (c1 - c0) / (t1 - t0)
-    finally:
-        if gen:
-            gen.close()
-        try:
-            middle.stop()
-        except Exception:
-            pass
+    mpps, cpus, _ = lb.measure(middle, args, probe=lambda: middle_cpu(middle))
+    return mpps, cpus
 
 
 def main():

@@ -21,22 +21,7 @@ import time
 
 import harness as h
 
-SERVER = r"""
-import socket, sys, threading
-def tcp(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(16)
-    while True:
-        c, a = s.accept(); c.sendall(("%s:%d" % a).encode()); c.close()
-def udp(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
-    while True:
-        d, a = s.recvfrom(2048); s.sendto(("%s:%d" % a).encode(), a)
-ports = [int(x) for x in sys.argv[1:]]
-for p in ports[1:]:
-    threading.Thread(target=tcp if p > 0 else udp, args=(abs(p),), daemon=True).start()
-(tcp if ports[0] > 0 else udp)(abs(ports[0]))
-"""
+SERVER = h.ADDR_ECHO_SERVER
 
 CLIENT = r"""
 import socket, sys, time

@@ -5,7 +5,6 @@ serves bridge br0 with two vhost-user ports, and two unmodified Linux lab guests
 by QEMU with -accel kvm (memfd shared memory, vhost-user virtio-net-pci) ping each other
 and run iperf3 through it. Records outer boot, inner boot (VMM start to /init), ping
 rtt and iperf3 throughput. Without /dev/kvm in the outer guest: exit 77, "not run"."""
-import os
 import re
 
 import harness as h
@@ -42,7 +41,7 @@ echo "@@CLIENT-DONE@@"
 """
 
 
-def test():
+def scenario():
     n.require_plain_build()
     h.require_binaries(h.QEMU, h.VSWITCHD, h.VSWITCHCTL)
     h.step("building/checking the lab guest")
@@ -103,6 +102,11 @@ def test():
         vm.stop(5)
     sw.stop(5)
     host.kill()
+
+
+
+def test():
+    return n.retry_if_outer_dies(scenario)
 
 
 h.main(test)
