@@ -73,8 +73,7 @@ def scenario():
     boots = []
     for vm in vms:
         b = host.boot_seconds_of(vm, 120)
-        h.check(b is not None, f"{vm.name} did not reach /init:\n{vm.output(tail=20)}\n"
-                f"{host.read(vm.console, 20)}")
+        h.check(b is not None, vm.boot_failure(120))
         boots.append(b)
     h.step(f"inner guests reached /init {boots[0]:.2f}s and {boots[1]:.2f}s after their "
            f"QEMU started (-accel kvm)")
@@ -106,7 +105,7 @@ def scenario():
 
 
 def test():
-    return n.retry_if_outer_dies(scenario)
+    return n.retry_if_outer_dies(scenario, also=n.INNER_RESET)
 
 
 h.main(test)

@@ -117,10 +117,7 @@ def wait_probe(host, pred, timeout, what):
 def test():
     """The outer guest's kernel (TCG's emulation of nested SVM) has been seen to
     die under the scenario; it then runs once more (nested.retry_if_outer_dies)."""
-    # Seen once in ~10 runs: an inner guest triple-faults at the reset vector
-    # early in its boot (console empty) while the same VMM booted it a moment
-    # before; not understood yet (issue 3 stays open on it).
-    return n.retry_if_outer_dies(scenario, also=r"triple fault")
+    return n.retry_if_outer_dies(scenario, also=n.INNER_RESET)
 
 
 def scenario():
@@ -180,8 +177,7 @@ def scenario():
             why = vm.why()
             if IMPL == "vmm" and UNIMPLEMENTED.search(why):
                 h.skip(f"not run: vmm with --net: {why}")
-            h.fail(f"{name} did not reach /init within {BOOT_TIMEOUT}s with a NIC "
-                   f"(it did without): {why}")
+            h.fail(vm.boot_failure(BOOT_TIMEOUT) + " (it did without a NIC)")
         boots[name] = b
     h.step(f"guests reached /init in {boots['vm1']:.2f}s and {boots['vm2']:.2f}s")
 
