@@ -127,16 +127,30 @@ static void free_options(char **opts, size_t n)
 
 /* ---- committing a change ---- */
 
+/* The file is written before the switch changes, so a full disk refuses the
+ * change without touching what runs (no port closed and reopened under a
+ * guest); only a failed rename, after the apply, needs the switch rolled back. */
 static json_t *commit(struct ctl_call *c, struct conf *next)
 {
     struct ctl_methods *m = c->m;
+    struct db_staged st;
     char err[512];
 
+    if (m->db_path && db_stage(m->db_path, next, &st, err, sizeof err)) {
+        log_err("%s", err);
+        conf_free(next);
+        return call_fail(c, RPC_IO_ERROR, "%s; nothing was changed", err);
+    }
     if (switch_apply(m->sw, next, err, sizeof err)) {
+        if (m->db_path)
+            db_abort(&st);
         conf_free(next);
         return call_fail(c, RPC_APPLY_FAILED, "%s", err);
     }
-    if (m->db_path && db_save(m->db_path, next, err, sizeof err)) {
+    int r = m->db_path ? db_commit(&st, err, sizeof err) : 0;
+    if (r > 0)
+        log_warn("%s", err); /* the file is the new one; only its durability is in doubt */
+    if (r < 0) {
         char err2[512];
         log_err("%s", err);
         if (switch_apply(m->sw, &m->conf, err2, sizeof err2)) {

@@ -139,66 +139,99 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int db_save(const char *path, const struct conf *c, char *err, size_t errlen)
+int db_stage(const char *path, const struct conf *c, struct db_staged *st, char *err,
+             size_t errlen)
 {
-    char dir[4096], tmp[4200];
     char *text = NULL;
-    int fd = -1, dfd = -1, r = -1;
+    int fd = -1, r = -1;
 
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+    st->path = path;
+    st->tmp[0] = '\0';
+    if (snprintf(st->dir, sizeof st->dir, "%s", path) >= (int)sizeof st->dir)
         return fail(err, errlen, "configuration file path %.60s... is too long", path);
-    char *d = dirname(dir);
-    if (mkdir_parents(d) < 0)
+    char *d = dirname(st->dir);
+    if (d != st->dir)
+        memmove(st->dir, d, strlen(d) + 1);
+    if (mkdir_parents(st->dir) < 0)
         return fail(err, errlen, "cannot create directory %s for the configuration file: %s",
-                    d, strerror(errno));
-    snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", d, strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+                    st->dir, strerror(errno));
+    snprintf(st->tmp, sizeof st->tmp, "%s/.%s.XXXXXX", st->dir,
+             strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
 
     json_t *j = conf_to_json(c);
     text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(j);
-    if (!text)
+    if (!text) {
+        st->tmp[0] = '\0';
         return fail(err, errlen, "out of memory writing %s", path);
-
-    fd = mkostemp(tmp, O_CLOEXEC);
+    }
+    fd = mkostemp(st->tmp, O_CLOEXEC);
     if (fd < 0) {
-        fail(err, errlen, "cannot save the configuration: cannot create a file in %s: %s", d,
-             strerror(errno));
+        fail(err, errlen, "cannot save the configuration to %s: %s (creating a file in %s)",
+             path, strerror(errno), st->dir);
+        st->tmp[0] = '\0';
         goto out;
     }
+    /* Every block the file needs is allocated here, before anything runs the
+     * change: a full disk fails now, not after the switch has changed. */
     if (fchmod(fd, 0640) < 0 || write_all(fd, text, strlen(text)) < 0 ||
         write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-        fail(err, errlen, "cannot save the configuration: writing %s failed: %s", tmp,
-             strerror(errno));
+        fail(err, errlen, "cannot save the configuration to %s: %s", path, strerror(errno));
         goto out_unlink;
     }
-    if (close(fd) < 0) {
-        fd = -1;
-        fail(err, errlen, "cannot save the configuration: writing %s failed: %s", tmp,
-             strerror(errno));
-        goto out_unlink;
-    }
+    r = close(fd);
     fd = -1;
-    if (rename(tmp, path) < 0) {
-        fail(err, errlen, "cannot save the configuration: cannot replace %s: %s", path,
-             strerror(errno));
+    if (r < 0) {
+        fail(err, errlen, "cannot save the configuration to %s: %s", path, strerror(errno));
         goto out_unlink;
     }
-    /* The rename is durable only once the directory is. */
-    dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) < 0) {
-        fail(err, errlen, "cannot save the configuration: syncing directory %s failed: %s",
-             d, strerror(errno));
-        goto out;
-    }
-    r = 0;
     goto out;
 out_unlink:
-    unlink(tmp);
+    unlink(st->tmp);
+    st->tmp[0] = '\0';
 out:
     if (fd >= 0)
         close(fd);
-    if (dfd >= 0)
-        close(dfd);
     free(text);
     return r;
+}
+
+int db_commit(struct db_staged *st, char *err, size_t errlen)
+{
+    int dfd, r;
+
+    if (rename(st->tmp, st->path) < 0) {
+        fail(err, errlen, "cannot save the configuration: cannot replace %s: %s", st->path,
+             strerror(errno));
+        unlink(st->tmp);
+        st->tmp[0] = '\0';
+        return -1;
+    }
+    st->tmp[0] = '\0';
+    /* The rename is durable only once the directory is. */
+    dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) < 0) {
+        fail(err, errlen, "saved %s, but syncing directory %s failed: %s", st->path, st->dir,
+             strerror(errno));
+        r = 1;
+    } else
+        r = 0;
+    if (dfd >= 0)
+        close(dfd);
+    return r;
+}
+
+void db_abort(struct db_staged *st)
+{
+    if (st->tmp[0])
+        unlink(st->tmp);
+    st->tmp[0] = '\0';
+}
+
+int db_save(const char *path, const struct conf *c, char *err, size_t errlen)
+{
+    struct db_staged st;
+    if (db_stage(path, c, &st, err, errlen))
+        return -1;
+    return db_commit(&st, err, errlen) ? -1 : 0;
 }

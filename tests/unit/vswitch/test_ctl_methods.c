@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -292,6 +294,33 @@ static void test_save_failure(void **state)
     json_decref(r);
 }
 
+/* The db cannot grow (a full disk, here a file size limit): the change is
+ * refused before it runs. A del-port must not close the port and reopen it
+ * (its guest would lose the link): the listening socket stays the same one. */
+static void test_write_failure_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char sock[160];
+    struct stat st1, st2;
+    struct rlimit old, zero = {0, RLIM_INFINITY};
+
+    ok(f, "add-br", "{\"bridge\":\"br0\"}");
+    ok(f, "add-port", "{\"bridge\":\"br0\",\"port\":\"vm1\"}");
+    snprintf(sock, sizeof sock, "%s/vm1.sock", f->dir);
+    assert_int_equal(stat(sock, &st1), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    zero.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &zero), 0);
+    refused(f, "del-port", "{\"port\":\"vm1\"}", RPC_IO_ERROR, "File too large");
+    refused(f, "add-br", "{\"bridge\":\"br1\"}", RPC_IO_ERROR, "nothing was changed");
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(stat(sock, &st2), 0);
+    assert_int_equal(st1.st_ino, st2.st_ino);
+    ok(f, "del-port", "{\"port\":\"vm1\"}");
+    assert_int_equal(stat(sock, &st2), -1);
+}
+
 /* A socket path that cannot be created: with the real switch the apply fails
  * and nothing changes; the stub switch accepts anything. */
 static void test_apply_failure(void **state)
@@ -344,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fdb_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_kept_in_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_failure, setup_bad_db, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
     };

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -158,6 +160,65 @@ static void test_failed_save_keeps_old(void **state)
     conf_free(&d);
 }
 
+/* A write that fails half-way (a full disk; here a file size limit): the old
+ * file stays, byte for byte, and no temporary file is left. */
+static void test_write_failure_keeps_old(void **state)
+{
+    struct conf c;
+    size_t len1, len2;
+    struct rlimit old, small;
+
+    sample(&c);
+    assert_int_equal(db_save(path, &c, err, sizeof err), 0);
+    char *before = read_file(path, &len1);
+    assert_int_equal(conf_del_port(&c, NULL, "vm1", err, sizeof err), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = (struct rlimit){16, old.rlim_max}; /* the first bytes go, then EFBIG */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int r = db_save(path, &c, err, sizeof err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(r, -1);
+    if (!strstr(err, path) || !strstr(err, "File too large"))
+        fail_msg("unexpected error: %s", err);
+    char *after = read_file(path, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(before, after, len1);
+    assert_int_equal(count_entries(dir), 1);
+    free(before);
+    free(after);
+    conf_free(&c);
+}
+
+/* Staged and then abandoned (the change was not applied): nothing changes. */
+static void test_stage_abort_commit(void **state)
+{
+    struct conf c, d;
+    struct db_staged st;
+    size_t len1, len2;
+
+    sample(&c);
+    assert_int_equal(db_save(path, &c, err, sizeof err), 0);
+    char *before = read_file(path, &len1);
+    assert_int_equal(conf_del_bridge(&c, "br0", err, sizeof err), 0);
+    assert_int_equal(db_stage(path, &c, &st, err, sizeof err), 0);
+    assert_int_equal(count_entries(dir), 2); /* the staged file beside it */
+    db_abort(&st);
+    assert_int_equal(count_entries(dir), 1);
+    char *after = read_file(path, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(before, after, len1);
+    assert_int_equal(db_stage(path, &c, &st, err, sizeof err), 0);
+    assert_int_equal(db_commit(&st, err, sizeof err), 0);
+    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(db_load(path, &d, err, sizeof err), 0);
+    assert_int_equal(d.n_bridges, 0);
+    free(before);
+    free(after);
+    conf_free(&c);
+    conf_free(&d);
+}
+
 static void expect_refused(const char *data, size_t len, const char *says)
 {
     struct conf c;
@@ -221,6 +282,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_creates_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_save_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_abort_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable, setup, teardown),
     };
