@@ -20,6 +20,7 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "privilege.h"
 
 #define CTL_OUTPUT_MAX (4 * 1024 * 1024)
 
@@ -322,19 +323,10 @@ struct ctl_server *ctl_server_create(struct event_base *base, const char *path,
         fail(err, errlen, "cannot create a socket: %s", strerror(errno));
         return NULL;
     }
-    /* umask closes the window in which the socket would exist with wider
-     * permissions than 0660. */
-    mode_t old = umask(0117);
-    int r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
-    int e = errno;
-    umask(old);
-    if (r < 0) {
-        fail(err, errlen, "cannot create control socket %s: %s", path, strerror(e));
+    if (priv_bind_unix(fd, path, "control socket", err, errlen) < 0)
         goto fail_close;
-    }
-    if (chmod(path, 0660) < 0 || stat(path, &st) < 0) {
-        fail(err, errlen, "cannot set the mode of control socket %s: %s", path,
-             strerror(errno));
+    if (stat(path, &st) < 0) {
+        fail(err, errlen, "cannot stat control socket %s: %s", path, strerror(errno));
         goto fail_unlink;
     }
     s = calloc(1, sizeof *s);
@@ -365,6 +357,12 @@ fail_close:
         free(s->path);
     free(s);
     return NULL;
+}
+
+void ctl_server_set_handler(struct ctl_server *s, rpc_method_fn fn, void *arg)
+{
+    s->fn = fn;
+    s->arg = arg;
 }
 
 void ctl_server_destroy(struct ctl_server *s)

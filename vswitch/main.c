@@ -21,6 +21,7 @@
 #include "db.h"
 #include "etcd.h"
 #include "log.h"
+#include "privilege.h"
 #include "switch.h"
 
 #define DB_DEFAULT      "/var/lib/vswitch/conf.json"
@@ -36,6 +37,11 @@ struct options {
     bool detach;
     bool default_config;
     const char *etcd;      /* --etcd URL, NULL: no discovery */
+    bool have_user;        /* --user USER[:GROUP] */
+    struct priv_user user;
+    gid_t group;           /* --group GROUP, (gid_t)-1: none */
+    const char *group_name;
+    bool keep_bpf;         /* --keep-cap-bpf */
 };
 
 /* The embedded default configuration (--default-config): the lab of the
@@ -62,6 +68,14 @@ static int load_default_conf(struct conf *c, char *err, size_t errlen)
     return r;
 }
 
+static bool conf_has_type(const struct conf *c, enum port_type t)
+{
+    for (size_t i = 0; i < c->n_ports; i++)
+        if (c->ports[i].type == t)
+            return true;
+    return false;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -82,6 +96,13 @@ static void usage(FILE *f)
             "                       listening on RUN_DIR/vm1.sock and RUN_DIR/vm2.sock\n"
             "  --etcd URL           discover VXLAN peers through etcd:\n"
             "                       http://IP:PORT[/PREFIX][?ttl=SECONDS]\n"
+            "  --group GROUP        control socket, vhost-user sockets and RUN_DIR belong\n"
+            "                       to GROUP, mode 0660 (RUN_DIR 2770): its members need\n"
+            "                       no root to use the switch\n"
+            "  --user USER[:GROUP]  once the sockets are open, run as USER keeping only\n"
+            "                       CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK\n"
+            "  --keep-cap-bpf       with --user, keep CAP_BPF too (afxdp ports load an\n"
+            "                       XDP program; implied when the db has an afxdp port)\n"
             "  --help               show this help\n"
             "  --version            show the version\n"
             "\n"
@@ -100,7 +121,8 @@ static void bad_usage(const char *fmt, const char *arg)
 static void parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_SOCKET = 256, OPT_DB, OPT_RUN_DIR, OPT_PMD, OPT_LOG, OPT_DETACH,
-           OPT_PIDFILE, OPT_ETCD, OPT_DEFAULT_CONFIG, OPT_HELP, OPT_VERSION };
+           OPT_PIDFILE, OPT_ETCD, OPT_DEFAULT_CONFIG, OPT_USER, OPT_GROUP, OPT_KEEP_BPF,
+           OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"db", required_argument, NULL, OPT_DB},
@@ -111,10 +133,14 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"etcd", required_argument, NULL, OPT_ETCD},
         {"default-config", no_argument, NULL, OPT_DEFAULT_CONFIG},
+        {"user", required_argument, NULL, OPT_USER},
+        {"group", required_argument, NULL, OPT_GROUP},
+        {"keep-cap-bpf", no_argument, NULL, OPT_KEEP_BPF},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
+    char e[256];
     int c;
 
     opterr = 0;
@@ -158,6 +184,19 @@ static void parse_args(int argc, char **argv, struct options *o)
         case OPT_DEFAULT_CONFIG:
             o->default_config = true;
             break;
+        case OPT_USER:
+            if (priv_parse_user(optarg, &o->user, e, sizeof e) < 0)
+                bad_usage("%s", e);
+            o->have_user = true;
+            break;
+        case OPT_GROUP:
+            if (priv_parse_group(optarg, &o->group, e, sizeof e) < 0)
+                bad_usage("%s", e);
+            o->group_name = optarg;
+            break;
+        case OPT_KEEP_BPF:
+            o->keep_bpf = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             exit(0);
@@ -179,10 +218,11 @@ static void parse_args(int argc, char **argv, struct options *o)
         bad_usage("--run-dir must be an absolute path, not \"%s\"", o->run_dir);
     if (o->etcd) {
         struct etcd_url u;
-        char e[256];
         if (etcd_parse_url(o->etcd, &u, e, sizeof e) < 0)
             bad_usage("%s", e);
     }
+    if (o->keep_bpf && !o->have_user)
+        bad_usage("--keep-cap-bpf goes with --user%s", "");
 }
 
 /* --detach: the parent waits until the child has its control socket listening
@@ -268,6 +308,7 @@ int main(int argc, char **argv)
         .db = DB_DEFAULT,
         .run_dir = RUN_DIR_DEFAULT,
         .pmd_threads = 1,
+        .group = (gid_t)-1,
     };
     struct conf conf;
     char err[1024];
@@ -309,10 +350,51 @@ int main(int argc, char **argv)
         log_err("cannot create the event loop");
         goto out;
     }
+    /* What needs root comes first: the run dir, the db's directory and the
+     * control socket, made for the user and group vswitchd will run as. */
+    if (o.have_user || o.group != (gid_t)-1)
+        priv_set_owner(o.have_user ? o.user.uid : (uid_t)-1,
+                       o.group != (gid_t)-1 ? o.group : o.user.gid,
+                       o.group != (gid_t)-1 ? o.group_name : o.user.group);
+    if (priv_prepare_dir(o.run_dir, "run dir", err, sizeof err) < 0 ||
+        (o.have_user && o.db && priv_prepare_db(o.db, &o.user, err, sizeof err) < 0)) {
+        log_err("%s", err);
+        conf_free(&conf);
+        goto out;
+    }
+    srv = ctl_server_create(base, o.socket, NULL, NULL, err, sizeof err);
+    if (!srv) {
+        log_err("%s", err);
+        conf_free(&conf);
+        goto out;
+    }
+    if (o.pidfile) {
+        if (pidfile_write(o.pidfile)) {
+            conf_free(&conf);
+            goto out;
+        }
+        pidfile_written = true;
+    }
+    /* Before any thread starts: capabilities belong to each thread. */
+    if (o.have_user) {
+        int caps[8];
+        size_t ncaps = priv_kept_caps(o.keep_bpf || conf_has_type(&conf, PORT_TYPE_AFXDP),
+                                      caps, 8);
+        if (priv_drop(&o.user, o.group, caps, ncaps, err, sizeof err) < 0 ||
+            (o.db && priv_check_db_dir(o.db, err, sizeof err) < 0)) {
+            log_err("%s", err);
+            conf_free(&conf);
+            goto out;
+        }
+    }
+    priv_describe(err, sizeof err);
+    log_info("running as %s", err);
+
     struct switch_options so = {.run_dir = o.run_dir, .pmd_threads = o.pmd_threads};
     sw = switch_create(base, &so);
     if (!sw) {
         log_err("cannot create the switch");
+        conf_free(&conf);
         goto out;
     }
     if (switch_apply(sw, &conf, err, sizeof err)) {
@@ -333,21 +415,12 @@ int main(int argc, char **argv)
         conf_free(&conf);
         goto out;
     }
-    srv = ctl_server_create(base, o.socket, ctl_methods_call, methods, err, sizeof err);
-    if (!srv) {
-        log_err("%s", err);
-        goto out;
-    }
+    ctl_server_set_handler(srv, ctl_methods_call, methods);
     sigint = evsignal_new(base, SIGINT, on_signal, base);
     sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
         log_err("cannot install signal handlers");
         goto out;
-    }
-    if (o.pidfile) {
-        if (pidfile_write(o.pidfile))
-            goto out;
-        pidfile_written = true;
     }
     if (ready_fd >= 0) {
         detach_finish(ready_fd);

@@ -17,6 +17,7 @@
 #include "gso.h"
 #include "guest_fault.h"
 #include "log.h"
+#include "privilege.h"
 #include "port.h"
 #include "vhost_dev.h"
 #include "vhost_net.h"
@@ -263,13 +264,10 @@ static int vp_listen(struct vhost_port *vp, char *err, size_t errlen)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         goto fail_errno;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", vp->path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        snprintf(err, errlen, "cannot create socket %s: %s", vp->path, strerror(errno));
+    if (priv_bind_unix(fd, vp->path, "socket", err, errlen) < 0) {
         close(fd);
         return -1;
     }
-    chmod(vp->path, 0660);
     if (listen(fd, 4) < 0) {
         close(fd);
         unlink(vp->path);
