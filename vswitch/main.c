@@ -41,7 +41,7 @@ struct options {
     struct priv_user user;
     gid_t group;           /* --group GROUP, (gid_t)-1: none */
     const char *group_name;
-    bool keep_bpf;         /* --keep-cap-bpf */
+    bool keep_afxdp;       /* --keep-afxdp-caps */
 };
 
 /* The embedded default configuration (--default-config): the lab of the
@@ -68,6 +68,8 @@ static int load_default_conf(struct conf *c, char *err, size_t errlen)
     return r;
 }
 
+static bool conf_has_type(const struct conf *c, enum port_type t)
+    __attribute__((unused));
 static bool conf_has_type(const struct conf *c, enum port_type t)
 {
     for (size_t i = 0; i < c->n_ports; i++)
@@ -101,8 +103,8 @@ static void usage(FILE *f)
             "                       no root to use the switch\n"
             "  --user USER[:GROUP]  once the sockets are open, run as USER keeping only\n"
             "                       CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK\n"
-            "  --keep-cap-bpf       with --user, keep CAP_BPF too (afxdp ports load an\n"
-            "                       XDP program; implied when the db has an afxdp port)\n"
+            "  --keep-afxdp-caps    with --user, keep CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN\n"
+            "                       too, for afxdp ports (implied when the db has one)\n"
             "  --help               show this help\n"
             "  --version            show the version\n"
             "\n"
@@ -121,7 +123,7 @@ static void bad_usage(const char *fmt, const char *arg)
 static void parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_SOCKET = 256, OPT_DB, OPT_RUN_DIR, OPT_PMD, OPT_LOG, OPT_DETACH,
-           OPT_PIDFILE, OPT_ETCD, OPT_DEFAULT_CONFIG, OPT_USER, OPT_GROUP, OPT_KEEP_BPF,
+           OPT_PIDFILE, OPT_ETCD, OPT_DEFAULT_CONFIG, OPT_USER, OPT_GROUP, OPT_KEEP_AFXDP,
            OPT_HELP, OPT_VERSION };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -135,7 +137,7 @@ static void parse_args(int argc, char **argv, struct options *o)
         {"default-config", no_argument, NULL, OPT_DEFAULT_CONFIG},
         {"user", required_argument, NULL, OPT_USER},
         {"group", required_argument, NULL, OPT_GROUP},
-        {"keep-cap-bpf", no_argument, NULL, OPT_KEEP_BPF},
+        {"keep-afxdp-caps", no_argument, NULL, OPT_KEEP_AFXDP},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -194,8 +196,8 @@ static void parse_args(int argc, char **argv, struct options *o)
                 bad_usage("%s", e);
             o->group_name = optarg;
             break;
-        case OPT_KEEP_BPF:
-            o->keep_bpf = true;
+        case OPT_KEEP_AFXDP:
+            o->keep_afxdp = true;
             break;
         case OPT_HELP:
             usage(stdout);
@@ -221,8 +223,8 @@ static void parse_args(int argc, char **argv, struct options *o)
         if (etcd_parse_url(o->etcd, &u, e, sizeof e) < 0)
             bad_usage("%s", e);
     }
-    if (o->keep_bpf && !o->have_user)
-        bad_usage("--keep-cap-bpf goes with --user%s", "");
+    if (o->keep_afxdp && !o->have_user)
+        bad_usage("--keep-afxdp-caps goes with --user%s", "");
 }
 
 /* --detach: the parent waits until the child has its control socket listening
@@ -378,9 +380,14 @@ int main(int argc, char **argv)
     /* Before any thread starts: capabilities belong to each thread. */
     if (o.have_user) {
         int caps[8];
-        size_t ncaps = priv_kept_caps(o.keep_bpf || conf_has_type(&conf, PORT_TYPE_AFXDP),
-                                      caps, 8);
-        if (priv_drop(&o.user, o.group, caps, ncaps, err, sizeof err) < 0 ||
+#ifdef HAVE_AFXDP
+        bool afxdp = o.keep_afxdp || conf_has_type(&conf, PORT_TYPE_AFXDP);
+#else
+        bool afxdp = false;
+#endif
+        size_t ncaps = priv_kept_caps(afxdp, caps, 8);
+        if ((afxdp && priv_prepare_xdp_lock_dir(&o.user, err, sizeof err) < 0) ||
+            priv_drop(&o.user, o.group, caps, ncaps, err, sizeof err) < 0 ||
             (o.db && priv_check_db_dir(o.db, err, sizeof err) < 0)) {
             log_err("%s", err);
             conf_free(&conf);

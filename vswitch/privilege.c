@@ -270,15 +270,35 @@ int priv_check_db_dir(const char *db, char *err, size_t errlen)
                 me, dir, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777), me);
 }
 
-size_t priv_kept_caps(bool bpf, int caps[], size_t max)
+size_t priv_kept_caps(bool afxdp, int caps[], size_t max)
 {
     static const int base[] = {CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK};
+    /* Measured with libxdp 1.3 on Linux 6.x: CAP_BPF loads the programs,
+     * CAP_PERFMON lets the verifier pass the dispatcher (EACCES without it),
+     * CAP_SYS_ADMIN is what BPF_PROG_GET_FD_BY_ID asks for when libxdp looks
+     * for a program already on the interface. */
+    static const int xdp[] = {CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN};
     size_t n = 0;
     for (size_t i = 0; i < sizeof base / sizeof base[0] && n < max; i++)
         caps[n++] = base[i];
-    if (bpf && n < max)
-        caps[n++] = CAP_BPF;
+    for (size_t i = 0; afxdp && i < sizeof xdp / sizeof xdp[0] && n < max; i++)
+        caps[n++] = xdp[i];
     return n;
+}
+
+int priv_prepare_xdp_lock_dir(const struct priv_user *u, char *err, size_t errlen)
+{
+    /* libxdp serialises attach and detach with a lock in this directory and
+     * makes it root's, 0700; without it a detach as USER fails and leaves the
+     * program on the interface. Root keeps its access to it in any case. */
+    static const char dir[] = "/run/xdp";
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return fail(err, errlen, "cannot create libxdp's lock directory %s: %s", dir,
+                    strerror(errno));
+    if (lchown(dir, u->uid, (gid_t)-1) < 0)
+        return fail(err, errlen, "cannot give libxdp's lock directory %s to %s: %s", dir,
+                    u->name, strerror(errno));
+    return 0;
 }
 
 /* USER's groups (as initgroups would set them) plus extra. */

@@ -47,10 +47,14 @@ int priv_prepare_db(const char *db, const struct priv_user *u, char *err, size_t
 int priv_check_db_dir(const char *db, char *err, size_t errlen);
 
 /* The capabilities vswitchd keeps: CAP_NET_ADMIN (tap, internal, addresses,
- * XDP attach), CAP_NET_RAW (VXLAN's raw socket, AF_XDP), CAP_IPC_LOCK (AF_XDP
- * UMEM and DPDK memory pinned beyond RLIMIT_MEMLOCK); with bpf also CAP_BPF
- * (loading the AF_XDP redirect program). */
-size_t priv_kept_caps(bool bpf, int caps[], size_t max);
+ * XDP attach), CAP_NET_RAW (VXLAN's raw socket, AF_XDP sockets), CAP_IPC_LOCK
+ * (AF_XDP UMEM and DPDK memory pinned beyond RLIMIT_MEMLOCK); with afxdp also
+ * CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN, which libxdp needs to load and find
+ * its XDP programs. Returns how many were written to caps. */
+size_t priv_kept_caps(bool afxdp, int caps[], size_t max);
+
+/* With afxdp under --user: libxdp's lock directory (/run/xdp) given to u. */
+int priv_prepare_xdp_lock_dir(const struct priv_user *u, char *err, size_t errlen);
 
 /* Switches uid, gid and supplementary groups (USER's, plus extra_gid unless
  * (gid_t)-1) to u with libcap-ng, keeping caps[] in the effective, permitted
