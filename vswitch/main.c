@@ -114,9 +114,10 @@ static void usage(FILE *f)
 
 static void bad_usage(const char *fmt, const char *arg)
 {
+    /* one line: the problem, then where the options are explained */
     fprintf(stderr, "vswitchd: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'vswitchd --help' for more information.\n");
+    fprintf(stderr, " (see vswitchd --help)\n");
     exit(2);
 }
 
@@ -394,6 +395,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (priv_clear_ambient() < 0)
+        log_warn("cannot clear the ambient capabilities: %s", strerror(errno));
     priv_describe(err, sizeof err);
     log_info("running as %s", err);
 

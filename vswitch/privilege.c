@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -358,6 +359,11 @@ int priv_drop(const struct priv_user *u, gid_t extra_gid, const int caps[], size
         getegid() != u->gid)
         return fail(err, errlen, "switching to user %s did not take", u->name);
     return 0;
+}
+
+int priv_clear_ambient(void)
+{
+    return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
 void priv_describe(char *buf, size_t len)

@@ -63,6 +63,11 @@ int priv_prepare_xdp_lock_dir(const struct priv_user *u, char *err, size_t errle
 int priv_drop(const struct priv_user *u, gid_t extra_gid, const int caps[], size_t ncaps,
               char *err, size_t errlen);
 
+/* Started by an unprivileged user with ambient capabilities (systemd's
+ * AmbientCapabilities=, setpriv --ambient-caps): they stay effective, but
+ * nothing vswitchd might exec inherits them. Per thread, like priv_drop. */
+int priv_clear_ambient(void);
+
 /* "uid 998 (vswitch), gid 998, capabilities net_admin,net_raw" for the log. */
 void priv_describe(char *buf, size_t len);
 
