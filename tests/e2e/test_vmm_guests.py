@@ -136,6 +136,10 @@ def test():
     st = api.call("status")["result"]
     h.check(st["state"] == "running" and st["vcpus"] == 2 and st["memory_mib"] == 256
             and st["nics"] == [], f"status: {st}")
+    # the running VMM is under its seccomp filter (vmm --seccomp, default on)
+    vmm_pid = int(h.sh(["pgrep", "-P", str(p.pid)]).stdout.split()[0])
+    seccomp = open(f"/proc/{vmm_pid}/status").read().split("Seccomp:")[1].split()[0]
+    h.check(seccomp == "2", f"vmm Seccomp: {seccomp}, want 2 (filter)")
     h.check(api.call("pause").get("result") == {}, "pause failed")
     h.check(api.call("status")["result"]["state"] == "paused", "not paused")
     e = api.call("pause")["error"]
