@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "unix_sock.h"
+
 /* ---------------------------------------------------------------- requests */
 
 static const char *api_error_name(int code)
@@ -283,18 +285,30 @@ struct api_server *api_server_create(struct event_base *base, const char *path,
     s->base = base;
     s->ops = *ops;
     snprintf(s->path, sizeof(s->path), "%s", path);
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    mode_t old = umask(0077);
-    s->listener = evconnlistener_new_bind(base, api_accept_cb, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
-                                          (struct sockaddr *)&sun, sizeof(sun));
-    umask(old);
+    /* 0600, or 0660 with the group of vmm --group */
+    mode_t mode = unix_sock_group() != (gid_t)-1 ? 0660 : 0600;
+    enum unix_sock_step step;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int r = fd < 0 ? -errno : unix_sock_bind(fd, path, mode, &step);
+    if (r < 0) {
+        snprintf(err, errlen, "--api-socket %s: %s%s", path,
+                 fd >= 0 && step == UNIX_SOCK_OWNER ? "cannot give it the --group: " : "",
+                 strerror(-r));
+        goto fail;
+    }
+    s->listener = evconnlistener_new(base, api_accept_cb, s,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
     if (!s->listener) {
         snprintf(err, errlen, "--api-socket %s: %s", path, strerror(errno));
-        free(s);
-        return NULL;
+        unlink(path);
+        goto fail;
     }
     return s;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(s);
+    return NULL;
 }
 
 void api_server_destroy(struct api_server *s)

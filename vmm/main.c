@@ -7,6 +7,7 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 #include "platform.h"
 #include "sandbox.h"
 #include "serial.h"
+#include "unix_sock.h"
 #include "virtio_net.h"
 #include "vm.h"
 
@@ -79,7 +81,8 @@ struct vmm {
 static const char usage_text[] =
     "usage: vmm --kernel BZIMAGE|VMLINUX [--initrd FILE] [--cmdline STR] [--memory MiB]\n"
     "           [--cpus N] [--net vhost-user,socket=PATH,mac=MAC[,server]] ...\n"
-    "           [--console stdio|FILE] [--api-socket PATH] [--seccomp on|off|log]\n";
+    "           [--console stdio|FILE] [--api-socket PATH] [--group GROUP]\n"
+    "           [--seccomp on|off|log]\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...)
@@ -160,7 +163,7 @@ static void parse_net(struct vmm *v, const char *arg)
 static void parse_args(struct vmm *v, int argc, char **argv)
 {
     enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEMORY, O_CPUS, O_NET, O_CONSOLE, O_API,
-           O_SECCOMP, O_HELP, O_VERSION };
+           O_SECCOMP, O_GROUP, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"kernel", required_argument, NULL, O_KERNEL},
         {"initrd", required_argument, NULL, O_INITRD},
@@ -171,6 +174,7 @@ static void parse_args(struct vmm *v, int argc, char **argv)
         {"console", required_argument, NULL, O_CONSOLE},
         {"api-socket", required_argument, NULL, O_API},
         {"seccomp", required_argument, NULL, O_SECCOMP},
+        {"group", required_argument, NULL, O_GROUP},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -213,6 +217,13 @@ static void parse_args(struct vmm *v, int argc, char **argv)
             if (vmm_seccomp_parse(optarg, &v->seccomp) < 0)
                 usage_error("--seccomp %s: on, off or log", optarg);
             break;
+        case O_GROUP: {
+            const struct group *g = getgrnam(optarg);
+            if (!g)
+                usage_error("--group %s: no such group", optarg);
+            unix_sock_set_owner((uid_t)-1, g->gr_gid);
+            break;
+        }
         case O_HELP: fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("vmm %s\n", VSWITCH_VERSION); exit(0);
         case ':':

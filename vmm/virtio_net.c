@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "msix.h"
+#include "unix_sock.h"
 #include "vhost_frontend.h"
 #include "virtio_pci.h"
 
@@ -443,17 +444,19 @@ static void listen_cb(evutil_socket_t fd, short what, void *arg)
 
 static int listen_on(struct virtio_net_dev *n)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     if (s < 0)
         return -errno;
-    memcpy(sa.sun_path, n->path, strlen(n->path) + 1);
     if (stat(n->path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(n->path); /* stale socket of an earlier run */
-    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 4) < 0) {
-        int e = errno;
+    /* 0600, or 0660 with the group of vmm --group (a vswitchd running as
+     * another user of that group connects) */
+    enum unix_sock_step step;
+    int r = unix_sock_bind(s, n->path, unix_sock_group() != (gid_t)-1 ? 0660 : 0600, &step);
+    if (r < 0 || listen(s, 4) < 0) {
+        int e = r < 0 ? -r : errno;
         close(s);
         return -e;
     }

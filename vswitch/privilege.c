@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "unix_sock.h"
 
 #define PRIV_GROUPS_MAX 256
 
@@ -114,50 +115,26 @@ void priv_set_owner(uid_t uid, gid_t gid, const char *group_name)
 {
     owner_uid = uid;
     owner_gid = gid;
+    unix_sock_set_owner(uid, gid);
     snprintf(owner_group, sizeof owner_group, "%s", group_name ? group_name : "");
-}
-
-/* chown to the configured owner; as a non-root process only the group can
- * change (to one of its own groups), so the owner is left alone then. */
-static int give_owner(int dirfd, const char *path, int flags)
-{
-    uid_t uid = geteuid() == 0 ? owner_uid : (uid_t)-1;
-    if (uid == (uid_t)-1 && owner_gid == (gid_t)-1)
-        return 0;
-    return fchownat(dirfd, path, uid, owner_gid, flags);
 }
 
 int priv_bind_unix(int fd, const char *path, const char *noun, char *err, size_t errlen)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    struct stat st;
-
-    if (!*path || strlen(path) >= sizeof sa.sun_path)
-        return fail(err, errlen, "%s path %.60s must be 1 to %zu characters long", noun,
-                    path, sizeof sa.sun_path - 1);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    /* The umask makes bind create the file 0660: there is no moment in which
-     * it is wider. umask is per process, but only this (control) thread
-     * creates files. */
-    mode_t old = umask(0117);
-    int r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    int e = errno;
-    umask(old);
-    if (r < 0)
-        return fail(err, errlen, "cannot create %s %s: %s", noun, path, strerror(e));
-    if (give_owner(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW) < 0) {
-        e = errno;
-        unlink(path);
+    enum unix_sock_step step;
+    int r = unix_sock_bind(fd, path, 0660, &step);
+    if (r == 0)
+        return 0;
+    if (r == -ENAMETOOLONG)
+        return fail(err, errlen, "%s path %.60s must be 1 to %zu characters long", noun, path,
+                    sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+    if (step == UNIX_SOCK_BIND)
+        return fail(err, errlen, "cannot create %s %s: %s", noun, path, strerror(-r));
+    if (step == UNIX_SOCK_OWNER)
         return fail(err, errlen, "cannot give %s %s to group %s: %s", noun, path,
-                    owner_group, strerror(e));
-    }
-    if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 07777) != 0660) {
-        e = errno;
-        unlink(path);
-        return fail(err, errlen, "%s %s did not come out as a socket of mode 0660%s%s", noun,
-                    path, e ? ": " : "", e ? strerror(e) : "");
-    }
-    return 0;
+                    owner_group, strerror(-r));
+    return fail(err, errlen, "%s %s did not come out as a socket of mode 0660: %s", noun,
+                path, strerror(-r));
 }
 
 static bool shared_dir(const struct stat *st)

@@ -16,6 +16,7 @@ import grp
 import json
 import os
 import pwd
+import socket
 import stat
 import subprocess
 import time
@@ -134,6 +135,49 @@ def forward_check(sw):
     return st
 
 
+def vmm_api(path, method):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method}).encode() + b"\n")
+        f = s.makefile("r")
+        return json.loads(f.readline())["result"]
+
+
+def vmm_check(sw, group, group_gid):
+    """vmm --group: its API socket and its server-mode vhost-user socket are
+    0660 with the group, so the switch running as a member of it (not root)
+    connects to the VMM's socket as a client-mode port."""
+    kernel = os.path.join(h.BUILD, "tests", "guests", "hello.bzImage")
+    if not os.path.exists(kernel) or not os.path.exists("/dev/kvm"):
+        h.step("vmm part not run: no tests/guests build or no /dev/kvm")
+        return
+    tmp = h.tempdir("vs-priv-vmm-")
+    os.chmod(tmp, 0o755)
+    api, nic = os.path.join(tmp, "api.sock"), os.path.join(tmp, "nic.sock")
+    argv = [os.path.join(h.BUILD, "vmm", "vmm"), "--kernel", kernel, "--cmdline",
+            "exit=halt", "--group", group, "--api-socket", api, "--console",
+            os.path.join(tmp, "console.txt"), "--net",
+            f"vhost-user,socket={nic},mac=52:54:00:00:00:31,server"]
+    for run in (1, 2):
+        vmm = h.Proc(argv, f"vmm{run}", max_seconds=120)
+        h.wait_for(lambda: os.path.exists(api), 15, "the vmm API socket")
+        check_socket(api, 0, group_gid)
+        check_socket(nic, 0, group_gid)
+        if run == 1:
+            sw.ctl("add-port", "br0", "vmnic", "type=vhost-user", "mode=client",
+                   f"socket={nic}")
+        # run 2: the client-mode port redials the new VMM by itself
+        h.wait_for(lambda: vmm_api(api, "status")["nics"][0]["connected"], 30,
+                   f"vswitchd (as the member) connected to vmm #{run}'s server socket")
+        vmm_api(api, "stop")
+        h.check(vmm.p.wait(15) == 0, f"vmm: {vmm.tail()}")
+    sw.ctl("del-port", "vmnic")
+    h.step("vmm --group: API and vhost-user server sockets 0660 with the group; the "
+           "unprivileged switch connects to the VMM as a client-mode port, and again to "
+           "a restarted VMM")
+
+
 def afxdp_check(sw, a, uid, gid, group_gid):
     """--keep-afxdp-caps: the three capabilities libxdp needs are kept too, an
     afxdp port works as the user, and del-port detaches its XDP program."""
@@ -216,6 +260,8 @@ def test():
     st = forward_check(sw)
     h.step(f"testpmd virtio-user on vm1/vm2 forwards through the switch: "
            f"rx {st[0]['rx_packets']}/{st[1]['rx_packets']}")
+
+    vmm_check(sw, group, group_gid)
 
     sw.ctl("del-port", "t1")
     h.check(a.run(["ip", "link", "show", tapif], check=False).returncode != 0,
