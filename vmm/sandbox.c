@@ -34,6 +34,7 @@ int vmm_seccomp_parse(const char *s, enum vmm_seccomp_mode *mode)
 }
 
 /* Calls allowed whatever their arguments. */
+/* clang-format off */
 static const int plain[] = {
     /* memory (malloc, thread stacks, vCPU kvm_run areas) */
     SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
@@ -68,6 +69,7 @@ static const unsigned long ioctls[] = {
     KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
     FIONREAD, FIONBIO, TCGETS, TCSETS,
 };
+/* clang-format on */
 
 static int add(scmp_filter_ctx ctx, int sys, unsigned n, const struct scmp_arg_cmp *cmp,
                char *err, size_t errlen)
@@ -98,8 +100,8 @@ static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
     struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
     struct scmp_arg_cmp map_noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
     /* an eventfd or a socket may be made when a backend comes back */
-    struct scmp_arg_cmp efd = SCMP_A1(SCMP_CMP_MASKED_EQ, ~(unsigned long)(EFD_NONBLOCK |
-                                      EFD_CLOEXEC), 0);
+    struct scmp_arg_cmp efd =
+        SCMP_A1(SCMP_CMP_MASKED_EQ, ~(unsigned long)(EFD_NONBLOCK | EFD_CLOEXEC), 0);
     if (add(ctx, SCMP_SYS(prctl), 1, &set_name, err, errlen) < 0 ||
         add(ctx, SCMP_SYS(socket), 1, &unix_only, err, errlen) < 0 ||
         add(ctx, SCMP_SYS(clone), 1, &thread, err, errlen) < 0 ||

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "log.h"
 #include "unix_sock.h"
 
@@ -27,18 +28,6 @@
 static uid_t owner_uid = (uid_t)-1;
 static gid_t owner_gid = (gid_t)-1;
 static char owner_group[PRIV_NAME_MAX];
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* A decimal id, or -1 when s is not one. */
 static long parse_id(const char *s)
@@ -62,10 +51,10 @@ static const struct group *lookup_group(const char *s)
 int priv_parse_group(const char *arg, gid_t *gid, char *err, size_t errlen)
 {
     if (!*arg)
-        return fail(err, errlen, "--group needs a group name");
+        return conf_fail(err, errlen, -1, "--group needs a group name");
     const struct group *g = lookup_group(arg);
     if (!g)
-        return fail(err, errlen, "--group %s: no such group", arg);
+        return conf_fail(err, errlen, -1, "--group %s: no such group", arg);
     *gid = g->gr_gid;
     return 0;
 }
@@ -78,27 +67,30 @@ int priv_parse_user(const char *arg, struct priv_user *u, char *err, size_t errl
 
     memset(u, 0, sizeof *u);
     if (n == 0 || n >= sizeof name || (colon && !colon[1]))
-        return fail(err, errlen, "--user must be USER or USER:GROUP, not \"%s\"", arg);
+        return conf_fail(err, errlen, -1, "--user must be USER or USER:GROUP, not \"%s\"",
+                         arg);
     memcpy(name, arg, n);
     name[n] = '\0';
     long id = parse_id(name);
     const struct passwd *pw = id >= 0 ? getpwuid((uid_t)id) : getpwnam(name);
     if (!pw)
-        return fail(err, errlen, "--user %s: no such user", name);
+        return conf_fail(err, errlen, -1, "--user %s: no such user", name);
     if (pw->pw_uid == 0)
-        return fail(err, errlen,
-                    "--user %s: that is root; --user names the unprivileged account "
-                    "vswitchd switches to",
-                    name);
+        return conf_fail(err, errlen, -1,
+                         "--user %s: that is root; --user names the unprivileged account "
+                         "vswitchd switches to",
+                         name);
     u->uid = pw->pw_uid;
     u->gid = pw->pw_gid;
     snprintf(u->name, sizeof u->name, "%s", pw->pw_name);
     if (colon) {
         const struct group *g = lookup_group(colon + 1);
         if (!g)
-            return fail(err, errlen, "--user %s: no such group %s", arg, colon + 1);
+            return conf_fail(err, errlen, -1, "--user %s: no such group %s", arg,
+                             colon + 1);
         if (g->gr_gid == 0)
-            return fail(err, errlen, "--user %s: group %s is root's group", arg, g->gr_name);
+            return conf_fail(err, errlen, -1, "--user %s: group %s is root's group", arg,
+                             g->gr_name);
         u->gid = g->gr_gid;
         snprintf(u->group, sizeof u->group, "%s", g->gr_name);
     } else {
@@ -126,15 +118,18 @@ int priv_bind_unix(int fd, const char *path, const char *noun, char *err, size_t
     if (r == 0)
         return 0;
     if (r == -ENAMETOOLONG)
-        return fail(err, errlen, "%s path %.60s must be 1 to %zu characters long", noun, path,
-                    sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+        return conf_fail(err, errlen, -1,
+                         "%s path %.60s must be 1 to %zu characters long", noun, path,
+                         sizeof((struct sockaddr_un *)0)->sun_path - 1);
     if (step == UNIX_SOCK_BIND)
-        return fail(err, errlen, "cannot create %s %s: %s", noun, path, strerror(-r));
+        return conf_fail(err, errlen, -1, "cannot create %s %s: %s", noun, path,
+                         strerror(-r));
     if (step == UNIX_SOCK_OWNER)
-        return fail(err, errlen, "cannot give %s %s to group %s: %s", noun, path,
-                    owner_group, strerror(-r));
-    return fail(err, errlen, "%s %s did not come out as a socket of mode 0660: %s", noun,
-                path, strerror(-r));
+        return conf_fail(err, errlen, -1, "cannot give %s %s to group %s: %s", noun, path,
+                         owner_group, strerror(-r));
+    return conf_fail(err, errlen, -1,
+                     "%s %s did not come out as a socket of mode 0660: %s", noun, path,
+                     strerror(-r));
 }
 
 static bool shared_dir(const struct stat *st)
@@ -148,31 +143,35 @@ int priv_prepare_dir(const char *dir, const char *what, char *err, size_t errlen
     struct stat st;
 
     if (mkdir(dir, owned ? 0700 : 0755) < 0 && errno != EEXIST)
-        return fail(err, errlen, "cannot create %s %s: %s", what, dir, strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot create %s %s: %s", what, dir,
+                         strerror(errno));
     if (!owned)
         return 0;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "cannot open %s %s: %s", what, dir, strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot open %s %s: %s", what, dir,
+                         strerror(errno));
     if (fstat(fd, &st) < 0) {
-        fail(err, errlen, "cannot open %s %s: %s", what, dir, strerror(errno));
+        conf_fail(err, errlen, -1, "cannot open %s %s: %s", what, dir, strerror(errno));
         goto fail_close;
     }
     if (shared_dir(&st)) {
-        fail(err, errlen,
-             "%s %s is shared with every user (world-writable or sticky); give vswitchd a "
-             "directory of its own",
-             what, dir);
+        conf_fail(
+            err, errlen, -1,
+            "%s %s is shared with every user (world-writable or sticky); give vswitchd a "
+            "directory of its own",
+            what, dir);
         goto fail_close;
     }
     uid_t uid = geteuid() == 0 ? owner_uid : (uid_t)-1;
     if ((uid != (uid_t)-1 || owner_gid != (gid_t)-1) && fchown(fd, uid, owner_gid) < 0) {
-        fail(err, errlen, "cannot give %s %s to group %s: %s", what, dir, owner_group,
-             strerror(errno));
+        conf_fail(err, errlen, -1, "cannot give %s %s to group %s: %s", what, dir,
+                  owner_group, strerror(errno));
         goto fail_close;
     }
     if (fchmod(fd, owner_gid != (gid_t)-1 ? 02770 : 0700) < 0) {
-        fail(err, errlen, "cannot set the mode of %s %s: %s", what, dir, strerror(errno));
+        conf_fail(err, errlen, -1, "cannot set the mode of %s %s: %s", what, dir,
+                  strerror(errno));
         goto fail_close;
     }
     close(fd);
@@ -198,10 +197,11 @@ int priv_prepare_db(const char *db, const struct priv_user *u, char *err, size_t
     struct stat st;
 
     if (db_dir(db, dir, sizeof dir) < 0)
-        return fail(err, errlen, "db path %.60s... is too long", db);
+        return conf_fail(err, errlen, -1, "db path %.60s... is too long", db);
     if (stat(dir, &st) < 0) {
         if (errno != ENOENT)
-            return fail(err, errlen, "db directory %s: %s", dir, strerror(errno));
+            return conf_fail(err, errlen, -1, "db directory %s: %s", dir,
+                             strerror(errno));
         /* made here for u; its parents as db_save would make them */
         char parent[PATH_MAX];
         snprintf(parent, sizeof parent, "%s", dir);
@@ -210,20 +210,21 @@ int priv_prepare_db(const char *db, const struct priv_user *u, char *err, size_t
                 continue;
             *p = '\0';
             if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-                return fail(err, errlen, "cannot create %s: %s", parent, strerror(errno));
+                return conf_fail(err, errlen, -1, "cannot create %s: %s", parent,
+                                 strerror(errno));
             *p = '/';
         }
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-            return fail(err, errlen, "cannot create db directory %s: %s", dir,
-                        strerror(errno));
+            return conf_fail(err, errlen, -1, "cannot create db directory %s: %s", dir,
+                             strerror(errno));
         if (chown(dir, u->uid, u->gid) < 0 || chmod(dir, 0750) < 0)
-            return fail(err, errlen, "cannot give db directory %s to %s: %s", dir, u->name,
-                        strerror(errno));
+            return conf_fail(err, errlen, -1, "cannot give db directory %s to %s: %s",
+                             dir, u->name, strerror(errno));
     }
     if (lstat(db, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid != u->uid &&
         lchown(db, u->uid, u->gid) < 0)
-        return fail(err, errlen, "cannot give db %s to %s: %s", db, u->name,
-                    strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot give db %s to %s: %s", db, u->name,
+                         strerror(errno));
     return 0;
 }
 
@@ -233,19 +234,20 @@ int priv_check_db_dir(const char *db, char *err, size_t errlen)
     struct stat st;
 
     if (db_dir(db, dir, sizeof dir) < 0)
-        return fail(err, errlen, "db path %.60s... is too long", db);
+        return conf_fail(err, errlen, -1, "db path %.60s... is too long", db);
     if (access(dir, W_OK | X_OK) == 0)
         return 0;
     int e = errno;
     if (stat(dir, &st) < 0)
-        return fail(err, errlen, "db directory %s: %s", dir, strerror(e));
+        return conf_fail(err, errlen, -1, "db directory %s: %s", dir, strerror(e));
     const struct passwd *pw = getpwuid(getuid());
     const char *me = pw ? pw->pw_name : "this user";
-    return fail(err, errlen,
-                "%s cannot save the db in %s (owner uid %lu, mode %04o): the db is saved by "
-                "replacing the file in its directory; chown the directory to %s or give "
-                "another --db",
-                me, dir, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777), me);
+    return conf_fail(
+        err, errlen, -1,
+        "%s cannot save the db in %s (owner uid %lu, mode %04o): the db is saved by "
+        "replacing the file in its directory; chown the directory to %s or give "
+        "another --db",
+        me, dir, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777), me);
 }
 
 size_t priv_kept_caps(bool afxdp, int caps[], size_t max)
@@ -271,11 +273,12 @@ int priv_prepare_xdp_lock_dir(const struct priv_user *u, char *err, size_t errle
      * program on the interface. Root keeps its access to it in any case. */
     static const char dir[] = "/run/xdp";
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return fail(err, errlen, "cannot create libxdp's lock directory %s: %s", dir,
-                    strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot create libxdp's lock directory %s: %s",
+                         dir, strerror(errno));
     if (lchown(dir, u->uid, (gid_t)-1) < 0)
-        return fail(err, errlen, "cannot give libxdp's lock directory %s to %s: %s", dir,
-                    u->name, strerror(errno));
+        return conf_fail(err, errlen, -1,
+                         "cannot give libxdp's lock directory %s to %s: %s", dir, u->name,
+                         strerror(errno));
     return 0;
 }
 
@@ -301,40 +304,45 @@ int priv_drop(const struct priv_user *u, gid_t extra_gid, const int caps[], size
     int ngroups = PRIV_GROUPS_MAX;
 
     if (geteuid() != 0)
-        return fail(err, errlen,
-                    "--user %s needs vswitchd to start as root (it runs as uid %lu); "
-                    "started as that user already (e.g. with ambient capabilities), leave "
-                    "--user out",
-                    u->name, (unsigned long)geteuid());
+        return conf_fail(
+            err, errlen, -1,
+            "--user %s needs vswitchd to start as root (it runs as uid %lu); "
+            "started as that user already (e.g. with ambient capabilities), leave "
+            "--user out",
+            u->name, (unsigned long)geteuid());
     if (user_groups(u, extra_gid, groups, &ngroups) < 0)
-        return fail(err, errlen, "--user %s: more than %d groups", u->name,
-                    PRIV_GROUPS_MAX - 1);
+        return conf_fail(err, errlen, -1, "--user %s: more than %d groups", u->name,
+                         PRIV_GROUPS_MAX - 1);
     if (setgroups((size_t)ngroups, groups) < 0)
-        return fail(err, errlen, "cannot set the groups of %s: %s", u->name,
-                    strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot set the groups of %s: %s", u->name,
+                         strerror(errno));
 
     capng_clear(CAPNG_SELECT_ALL);
     for (size_t i = 0; i < ncaps; i++)
-        if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
+        if (capng_update(CAPNG_ADD,
+                         CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
                          (unsigned)caps[i]) < 0)
-            return fail(err, errlen, "capability %d is unknown to libcap-ng", caps[i]);
+            return conf_fail(err, errlen, -1, "capability %d is unknown to libcap-ng",
+                             caps[i]);
     /* The bounding set first, while CAP_SETPCAP is still there: afterwards
      * not even an exec of a file with capabilities can bring one back. */
     if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
-        return fail(err, errlen, "cannot reduce the capability bounding set: %s",
-                    strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot reduce the capability bounding set: %s",
+                         strerror(errno));
     /* uid 0 is nothing special from here on (SECBIT_NOROOT, locked) and no
      * exec can gain privileges (no_new_privs). */
     if (capng_lock() < 0)
-        return fail(err, errlen, "cannot lock the securebits: %s", strerror(errno));
+        return conf_fail(err, errlen, -1, "cannot lock the securebits: %s",
+                         strerror(errno));
     int r = capng_change_id((int)u->uid, (int)u->gid, CAPNG_CLEAR_AMBIENT);
     if (r < 0)
-        return fail(err, errlen, "cannot switch to user %s (libcap-ng error %d): %s",
-                    u->name, r, strerror(errno));
+        return conf_fail(err, errlen, -1,
+                         "cannot switch to user %s (libcap-ng error %d): %s", u->name, r,
+                         strerror(errno));
     /* Proof there is no way back. */
     if (setuid(0) == 0 || getuid() != u->uid || geteuid() != u->uid ||
         getegid() != u->gid)
-        return fail(err, errlen, "switching to user %s did not take", u->name);
+        return conf_fail(err, errlen, -1, "switching to user %s did not take", u->name);
     return 0;
 }
 

@@ -13,7 +13,7 @@
 
 struct priv_user {
     uid_t uid;
-    gid_t gid;                 /* USER's group, or GROUP of USER:GROUP */
+    gid_t gid; /* USER's group, or GROUP of USER:GROUP */
     char name[PRIV_NAME_MAX];
     char group[PRIV_NAME_MAX];
 };

@@ -89,12 +89,14 @@ static int allowed_calls(int fd)
     struct timespec ts, nap = {0, 1000};
     if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0 || nanosleep(&nap, NULL) < 0)
         return 3;
-    void *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m =
+        mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED || munmap(m, 1 << 20) < 0)
         return 4;
     char path[64];
     snprintf(path, sizeof path, "%s/gone", scratch_dir);
-    if (unlink(path) == 0 || errno != ENOENT) /* the call ran: the file just is not there */
+    if (unlink(path) == 0 ||
+        errno != ENOENT) /* the call ran: the file just is not there */
         return 5;
     if (getpid() <= 0 || write(fd, "ok", 2) != 2)
         return 6;
