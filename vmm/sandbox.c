@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <termios.h>
+#include <time.h>
 
 int vmm_seccomp_parse(const char *s, enum vmm_seccomp_mode *mode)
 {
@@ -123,9 +124,11 @@ int vmm_seccomp_install(enum vmm_seccomp_mode mode, char *err, size_t errlen)
 {
     if (mode == VMM_SECCOMP_OFF)
         return 0;
-    /* strerror looks for its message catalogue (an open) the first time,
-     * under a locale other than C; later error paths must not need that. */
+    /* glibc opens files lazily the first time: strerror its message
+     * catalogue (under a locale other than C), gmtime_r (the CMOS clock)
+     * /etc/localtime through tzset. Now, while that is allowed. */
     (void)strerror(EIO);
+    tzset();
     scmp_filter_ctx ctx =
         seccomp_init(mode == VMM_SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
     if (!ctx) {

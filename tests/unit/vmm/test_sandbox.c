@@ -98,8 +98,14 @@ static int allowed_calls(int fd)
     if (unlink(path) == 0 ||
         errno != ENOENT) /* the call ran: the file just is not there */
         return 5;
-    if (getpid() <= 0 || write(fd, "ok", 2) != 2)
+    /* glibc's lazy opens (the CMOS clock's gmtime_r reads /etc/localtime
+     * once; strerror its catalogue) were done before the filter went in */
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !*strerror(ENOENT))
         return 6;
+    if (getpid() <= 0 || write(fd, "ok", 2) != 2)
+        return 7;
     return 0;
 }
 
