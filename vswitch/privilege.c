@@ -142,11 +142,14 @@ int priv_prepare_dir(const char *dir, const char *what, char *err, size_t errlen
     bool owned = owner_uid != (uid_t)-1 || owner_gid != (gid_t)-1;
     struct stat st;
 
-    if (mkdir(dir, owned ? 0700 : 0755) < 0 && errno != EEXIST)
+    if (!owned) {
+        /* as before --user/--group: made if possible, else when a port needs it */
+        mkdir(dir, 0755);
+        return 0;
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return conf_fail(err, errlen, -1, "cannot create %s %s: %s", what, dir,
                          strerror(errno));
-    if (!owned)
-        return 0;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return conf_fail(err, errlen, -1, "cannot open %s %s: %s", what, dir,
