@@ -114,6 +114,31 @@ def bad_values(member):
            f"(e.g. \"{lines[0]}\")")
 
 
+def refused_setups(member, group):
+    """A db directory the user cannot write and a run dir shared with everyone
+    stop vswitchd at start with a sentence saying why (exit 1)."""
+    top = h.tempdir("vs-priv-refused-")
+    os.chmod(top, 0o755)
+    rootdir = os.path.join(top, "rootdir")
+    os.mkdir(rootdir, 0o755)
+    shared = os.path.join(top, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o1777)
+    run1 = os.path.join(top, "run1")
+    cases = [(["--user", member, "--db", os.path.join(rootdir, "conf.json"), "--run-dir",
+               run1], os.path.join(run1, "ctl.sock"), "cannot save the db in"),
+             (["--group", group, "--db", "none", "--run-dir", shared],
+              os.path.join(top, "ctl.sock"), "shared with every user")]
+    for args, sock, words in cases:
+        r = subprocess.run([h.VSWITCHD, "--socket", sock] + args, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=15)
+        h.check(r.returncode == 1 and words in r.stdout and not os.path.exists(sock),
+                f"vswitchd {' '.join(args)}: rc={r.returncode}:\n{r.stdout}")
+    h.check(stat.S_IMODE(os.stat(shared).st_mode) == 0o1777, "shared dir's mode changed")
+    h.step(f"refused at start, exit 1: a db dir {member} cannot write, a world-writable "
+           "run dir (left as it was)")
+
+
 def forward_check(sw):
     """Two virtio-user frontends in one testpmd (io forwarding, frames sent first
     from both): what one sends crosses the switch to the other and back."""
@@ -215,6 +240,7 @@ def test():
     h.step(f"group {group}, member {member} (uid {uid}), non-member {other}")
 
     bad_values(member)
+    refused_setups(member, group)
 
     a = h.NetNS()
     sw = h.Vswitchd(ns=a, pmd_threads=1, start=False, db=None,

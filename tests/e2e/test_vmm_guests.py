@@ -165,7 +165,9 @@ def test():
     for args in (["--cpus", "0", "--kernel", "x"], ["--memory", "lots", "--kernel", "x"],
                  ["--bogus"], [], ["--kernel", "x", "--net", "tap,ifname=t0"],
                  ["--kernel", "x", "--net", "vhost-user,socket=/tmp/s"],
-                 ["--kernel", "x", "--net", "vhost-user,socket=/tmp/s,mac=01:00:00:00:00:01"]):
+                 ["--kernel", "x", "--net", "vhost-user,socket=/tmp/s,mac=01:00:00:00:00:01"],
+                 ["--kernel", "x", "--seccomp", "maybe"],
+                 ["--kernel", "x", "--group", "vs-no-such-group"]):
         r, _ = run_vmm(args, expect_rc=2)
         lines = r.stderr.strip().splitlines()
         h.check(len(lines) == 1 and lines[0].startswith("vmm: "), f"{args}: {r.stderr!r}")
