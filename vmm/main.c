@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -559,11 +560,12 @@ int main(int argc, char **argv)
      * vCPU threads start under the filter and inherit it). jansson seeds its
      * hash tables from /dev/urandom on first use: that happens now. */
     json_object_seed(0);
-    if (vmm_seccomp_install(v.seccomp, err, sizeof(err)) < 0) {
+    if (vmm_seccomp_install(v.seccomp, VMM_SANDBOX_SETUP_DONE, err, sizeof(err)) < 0) {
         fprintf(stderr, "vmm: %s\n", err);
         goto out;
     }
-    if (vm_start(v.vm, &entry, err, sizeof(err)) < 0) {
+    if (vm_start(v.vm, &entry, err, sizeof(err)) < 0 ||
+        vmm_seccomp_install(v.seccomp, VMM_SANDBOX_RUNNING, err, sizeof(err)) < 0) {
         fprintf(stderr, "vmm: %s\n", err);
         vm_stop_vcpus(v.vm);
         goto out;
@@ -573,6 +575,14 @@ int main(int argc, char **argv)
     console_restore(&v);
     status = exit_status(&v);
 out:
+    /* A stop signal that arrives while tearing down (Ctrl-C or a kill of the
+     * process group reaches vmm twice) stays pending: freeing the signal
+     * events puts the default action back, which would kill the exit status. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     console_restore(&v);
     api_server_destroy(v.api);
     if (v.stdin_ev)

@@ -2,7 +2,9 @@
  * and checked by running the e2e tests with --seccomp log. Arguments are
  * narrowed where the kernel lets a filter see them: ioctl to the requests the
  * vCPU loop, interrupt routing and the console use; socket to AF_UNIX; clone
- * to threads (no fork); mmap and mprotect never executable. */
+ * to threads (no fork); mmap and mprotect never executable. A second filter,
+ * stacked once the vCPUs run, takes away what only starting them needed:
+ * the kernel applies both and the stricter answer wins. */
 #include "sandbox.h"
 
 #include <errno.h>
@@ -60,15 +62,18 @@ static const int plain[] = {
     SCMP_SYS(unlink),
 };
 
-/* ioctl requests: the vCPU threads' KVM_RUN and their start (vm_start runs
- * after the filter is in), interrupts, irqfd/ioeventfd (re)binding when a
- * backend comes back, libevent's FIONREAD, the terminal's restore. */
-static const unsigned long ioctls[] = {
-    KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,
-    KVM_CREATE_VCPU, KVM_GET_VCPU_MMAP_SIZE, KVM_SET_CPUID2, KVM_SET_MSRS,
-    KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_FPU,
+/* ioctl requests while the guest runs: KVM_RUN and the registers a fatal
+ * exit reports, interrupts, irqfd/ioeventfd (re)binding when a backend comes
+ * back, libevent's FIONREAD, the terminal's restore. */
+static const unsigned long ioctls_running[] = {
+    KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS,
     KVM_IRQ_LINE, KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
     FIONREAD, FIONBIO, TCGETS, TCSETS,
+};
+/* and while the vCPUs are made and started (vm_start) */
+static const unsigned long ioctls_start[] = {
+    KVM_CREATE_VCPU, KVM_GET_VCPU_MMAP_SIZE, KVM_SET_CPUID2, KVM_SET_MSRS,
+    KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_FPU, KVM_SET_REGS, KVM_SET_SREGS,
 };
 /* clang-format on */
 
@@ -85,33 +90,52 @@ static int add(scmp_filter_ctx ctx, int sys, unsigned n, const struct scmp_arg_c
     return r;
 }
 
-static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
+static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* the request is an unsigned int in the kernel: compare 32 bits */
+        struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, req[i]);
+        if (add(ctx, SCMP_SYS(ioctl), 1, &c, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int add_rules(scmp_filter_ctx ctx, enum vmm_sandbox_stage stage, char *err,
+                     size_t errlen)
 {
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         if (add(ctx, plain[i], 0, NULL, err, errlen) < 0)
             return -1;
-    for (size_t i = 0; i < sizeof ioctls / sizeof ioctls[0]; i++) {
-        /* the request is an unsigned int in the kernel: compare 32 bits */
-        struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, ioctls[i]);
-        if (add(ctx, SCMP_SYS(ioctl), 1, &c, err, errlen) < 0)
-            return -1;
-    }
+    if (add_ioctls(ctx, ioctls_running, sizeof ioctls_running / sizeof ioctls_running[0],
+                   err, errlen) < 0)
+        return -1;
+    struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+    /* loading the second filter (which only ever narrows what is allowed) */
+    struct scmp_arg_cmp nnp = SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS);
+    if (stage == VMM_SANDBOX_SETUP_DONE &&
+        (add_ioctls(ctx, ioctls_start, sizeof ioctls_start / sizeof ioctls_start[0], err,
+                    errlen) < 0 ||
+         add(ctx, SCMP_SYS(clone), 1, &thread, err, errlen) < 0 ||
+         add(ctx, SCMP_SYS(seccomp), 0, NULL, err, errlen) < 0 ||
+         add(ctx, SCMP_SYS(prctl), 1, &nnp, err, errlen) < 0))
+        return -1;
     struct scmp_arg_cmp set_name = SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME); /* "vcpu0" */
     struct scmp_arg_cmp unix_only = SCMP_A0(SCMP_CMP_EQ, AF_UNIX);
-    struct scmp_arg_cmp thread = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
     struct scmp_arg_cmp map_noexec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
     /* an eventfd or a socket may be made when a backend comes back */
     struct scmp_arg_cmp efd =
         SCMP_A1(SCMP_CMP_MASKED_EQ, ~(unsigned long)(EFD_NONBLOCK | EFD_CLOEXEC), 0);
     if (add(ctx, SCMP_SYS(prctl), 1, &set_name, err, errlen) < 0 ||
         add(ctx, SCMP_SYS(socket), 1, &unix_only, err, errlen) < 0 ||
-        add(ctx, SCMP_SYS(clone), 1, &thread, err, errlen) < 0 ||
         add(ctx, SCMP_SYS(mmap), 1, &map_noexec, err, errlen) < 0 ||
         add(ctx, SCMP_SYS(mprotect), 1, &map_noexec, err, errlen) < 0 ||
         add(ctx, SCMP_SYS(eventfd2), 1, &efd, err, errlen) < 0)
         return -1;
     /* glibc starts threads with clone3 first, whose flags a filter cannot
-     * read: "not implemented" sends it to clone, which is checked above. */
+     * read: "not implemented" sends it to clone, which is checked above (and
+     * once the vCPUs run, not allowed at all). */
     int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     if (r < 0) {
         snprintf(err, errlen, "seccomp: cannot divert clone3: %s", strerror(-r));
@@ -120,15 +144,19 @@ static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
     return 0;
 }
 
-int vmm_seccomp_install(enum vmm_seccomp_mode mode, char *err, size_t errlen)
+int vmm_seccomp_install(enum vmm_seccomp_mode mode, enum vmm_sandbox_stage stage,
+                        char *err, size_t errlen)
 {
     if (mode == VMM_SECCOMP_OFF)
         return 0;
     /* glibc opens files lazily the first time: strerror its message
      * catalogue (under a locale other than C), gmtime_r (the CMOS clock)
-     * /etc/localtime through tzset. Now, while that is allowed. */
-    (void)strerror(EIO);
-    tzset();
+     * /etc/localtime through tzset. Now, while that is allowed (not under
+     * the first filter: tzset reads the file again each time it is called). */
+    if (stage == VMM_SANDBOX_SETUP_DONE) {
+        (void)strerror(EIO);
+        tzset();
+    }
     scmp_filter_ctx ctx =
         seccomp_init(mode == VMM_SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
     if (!ctx) {
@@ -142,7 +170,7 @@ int vmm_seccomp_install(enum vmm_seccomp_mode mode, char *err, size_t errlen)
     }
     if (mode == VMM_SECCOMP_LOG)
         seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1);
-    r = add_rules(ctx, err, errlen);
+    r = add_rules(ctx, stage, err, errlen);
     if (r < 0)
         goto out;
     r = seccomp_load(ctx);

@@ -16,11 +16,18 @@ enum vmm_seccomp_mode {
     VMM_SECCOMP_LOG, /* it is allowed and logged by the kernel (finding missing calls) */
 };
 
+enum vmm_sandbox_stage {
+    VMM_SANDBOX_SETUP_DONE, /* before vm_start: vCPUs and their threads still to make */
+    VMM_SANDBOX_RUNNING,    /* after it: no new vCPU, no register set-up, no thread */
+};
+
 /* "on", "off" or "log"; -1 for anything else. */
 int vmm_seccomp_parse(const char *s, enum vmm_seccomp_mode *mode);
 
-/* Installs the filter for every thread of the process (threads started later
- * inherit it). 0, or -1 and a sentence in err. */
-int vmm_seccomp_install(enum vmm_seccomp_mode mode, char *err, size_t errlen);
+/* Installs the filter of a stage for every thread of the process (threads
+ * started later inherit it); RUNNING is stacked on SETUP_DONE and narrows it.
+ * 0, or -1 and a sentence in err. */
+int vmm_seccomp_install(enum vmm_seccomp_mode mode, enum vmm_sandbox_stage stage, char *err,
+                        size_t errlen);
 
 #endif

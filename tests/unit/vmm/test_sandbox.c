@@ -1,13 +1,16 @@
 /* sandbox.c: the VMM's own seccomp filter, installed in a forked child. What
  * running a guest needs still works; a call outside the list (exec, opening
  * a file, ptrace, an IP socket, fork, executable memory, a KVM ioctl that is
- * setup-only) kills the child with SIGSYS; log mode lets it through. */
+ * setup-only) kills the child with SIGSYS; log mode lets it through; vCPU
+ * creation and threads are allowed only until the guest runs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,10 +35,12 @@ typedef int (*child_fn)(int fd);
 
 static char scratch_dir[] = "/tmp/vmm-sandbox-XXXXXX";
 
-/* Runs fn in a child under the filter of the given mode. The child writes
- * 'R' once the filter is in, and whatever fn writes; returns the wait status
- * and what was written in out. */
-static int run_child(enum vmm_seccomp_mode mode, child_fn fn, char *out, size_t outlen)
+/* Runs fn in a child under the filter of the given mode, as it is while
+ * vm_start runs (running false) or, with the second filter stacked, while
+ * the guest runs. The child writes 'R' once the filters are in, and whatever
+ * fn writes; returns the wait status and what was written in out. */
+static int run_child_at(enum vmm_seccomp_mode mode, bool running, child_fn fn, char *out,
+                        size_t outlen)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -46,7 +51,9 @@ static int run_child(enum vmm_seccomp_mode mode, child_fn fn, char *out, size_t 
         char err[256];
         close(p[0]);
         setrlimit(RLIMIT_CORE, &no_core); /* SIGSYS would dump one */
-        if (vmm_seccomp_install(mode, err, sizeof err) < 0) {
+        if (vmm_seccomp_install(mode, VMM_SANDBOX_SETUP_DONE, err, sizeof err) < 0 ||
+            (running &&
+             vmm_seccomp_install(mode, VMM_SANDBOX_RUNNING, err, sizeof err) < 0)) {
             dprintf(2, "%s\n", err);
             _exit(99);
         }
@@ -66,6 +73,11 @@ static int run_child(enum vmm_seccomp_mode mode, child_fn fn, char *out, size_t 
     return status;
 }
 
+static int run_child(enum vmm_seccomp_mode mode, child_fn fn, char *out, size_t outlen)
+{
+    return run_child_at(mode, true, fn, out, outlen);
+}
+
 static void assert_killed(int status, const char *out)
 {
     assert_string_equal(out, "R"); /* the filter was in, the call came next */
@@ -81,6 +93,9 @@ static int allowed_calls(int fd)
     uint64_t one = 1;
     if (efd < 0 || write(efd, &one, sizeof one) != sizeof one)
         return 1;
+    /* a vCPU loop request: allowed, and an eventfd just does not know it */
+    if (ioctl(efd, KVM_RUN, 0) != -1 || errno != ENOTTY)
+        return 8;
     close(efd);
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
@@ -165,6 +180,45 @@ static int do_setup_ioctl(int fd)
     return ioctl(fd, KVM_CREATE_VM, 0) < 0 ? 20 : 21;
 }
 
+static int thread_token;
+
+static void *thread_main(void *arg)
+{
+    return arg;
+}
+
+static int do_thread(int fd)
+{
+    pthread_t t;
+    void *ret = NULL;
+    if (pthread_create(&t, NULL, thread_main, &thread_token) != 0 ||
+        pthread_join(t, &ret) != 0)
+        return 22;
+    return ret == &thread_token ? 23 : 24;
+}
+
+static int do_create_vcpu(int fd)
+{
+    /* vm_start's request: on a pipe it would just fail */
+    return ioctl(fd, KVM_CREATE_VCPU, 0) < 0 && errno == ENOTTY ? 25 : 26;
+}
+
+/* While vm_start runs the vCPUs are made (their ioctls) and their threads
+ * started; once they run, both are gone from the list. */
+static void test_stages(void **state)
+{
+    char out[16];
+    int status = run_child_at(VMM_SECCOMP_ON, false, do_thread, out, sizeof out);
+    assert_string_equal(out, "R");
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 23);
+    status = run_child_at(VMM_SECCOMP_ON, false, do_create_vcpu, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 25);
+    assert_killed(run_child(VMM_SECCOMP_ON, do_thread, out, sizeof out), out);
+    assert_killed(run_child(VMM_SECCOMP_ON, do_create_vcpu, out, sizeof out), out);
+}
+
 static void test_forbidden(void **state)
 {
     static const child_fn calls[] = {do_execve,      do_open_new_file, do_ptrace,
@@ -196,7 +250,8 @@ static void test_log_mode_allows(void **state)
 static void test_off_installs_nothing(void **state)
 {
     char err[64];
-    assert_int_equal(vmm_seccomp_install(VMM_SECCOMP_OFF, err, sizeof err), 0);
+    assert_int_equal(
+        vmm_seccomp_install(VMM_SECCOMP_OFF, VMM_SANDBOX_SETUP_DONE, err, sizeof err), 0);
     FILE *f = fopen("/proc/self/status", "r");
     char line[128];
     int mode = -1;
@@ -237,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_allowed),
         cmocka_unit_test(test_forbidden),
+        cmocka_unit_test(test_stages),
         cmocka_unit_test(test_log_mode_allows),
         cmocka_unit_test(test_off_installs_nothing),
     };
