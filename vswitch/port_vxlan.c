@@ -710,32 +710,43 @@ static bool vxlan_same_options(const struct conf_port *a, const struct conf_port
 
 /* ---------------------------------------------------------------- receive */
 
-/* Builds pkt from one VXLAN payload of member vx (VNI index idx). Returns
- * false when it was dropped (and counted). */
-static bool vxlan_decap(struct vxlan *vx, unsigned idx, uint8_t *d, uint32_t len,
-                        uint32_t src, uint32_t now, struct pkt *pk)
+int vxlan_decap(uint8_t *d, uint32_t len, const struct vxlan_rx_map *m, unsigned idx,
+                uint32_t src, uint32_t now, struct pkt *pk)
 {
-    struct port *p = vx->port;
-    struct vring_buf b = {.addr = d + VXLAN_HLEN, .len = len - VXLAN_HLEN};
+    struct vring_buf b;
     uint16_t tci;
 
+    if (len < VXLAN_HLEN + ETH_HLEN)
+        return DROP_VXLAN_SHORT;
+    b.addr = d + VXLAN_HLEN;
+    b.len = len - VXLAN_HLEN;
     memset(&pk->vnet, 0, sizeof(pk->vnet));
-    if (!pkt_from_bufs(pk, &b, 1, b.len, &tci)) {
-        port_count_drop(p, DROP_VXLAN_SHORT, 1);
-        return false;
-    }
-    if (vx->map) {
+    if (!pkt_from_bufs(pk, &b, 1, b.len, &tci))
+        return DROP_VXLAN_SHORT;
+    if (m->map) {
         /* the VNI is the VLAN: an inner tag has no meaning here */
-        if (tci & 0xfff) {
-            port_count_drop(p, DROP_VLAN_TAGGED_ACCESS, 1);
-            return false;
-        }
-        pk->vlan = vx->vlan[idx];
+        if (tci & 0xfff)
+            return DROP_VLAN_TAGGED_ACCESS;
+        pk->vlan = m->vlan[idx];
     } else {
         pk->vlan = tci;
     }
     if (!mac_is_multicast(pkt_src_mac(pk)))
-        vtep_learn(vx->vteps, idx, pkt_src_mac(pk), src, now);
+        vtep_learn(m->vteps, idx, pkt_src_mac(pk), src, now);
+    return -1;
+}
+
+/* vxlan_decap for member vx, counting a drop. */
+static bool vxlan_rx_one(struct vxlan *vx, unsigned idx, uint8_t *d, uint32_t len,
+                         uint32_t src, uint32_t now, struct pkt *pk)
+{
+    const struct vxlan_rx_map m = {.map = vx->map, .vlan = vx->vlan, .vteps = vx->vteps};
+    int drop = vxlan_decap(d, len, &m, idx, src, now, pk);
+
+    if (drop >= 0) {
+        port_count_drop(vx->port, (enum drop_reason)drop, 1);
+        return false;
+    }
     return true;
 }
 
@@ -782,7 +793,7 @@ static int vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
         for (unsigned i = 0; i < vx->n_vni; i++)
             if (vx->vni[i] == vni)
                 idx = i;
-        if (vxlan_decap(vx, idx, s->buf, s->len, s->src, now, &pkts[n])) {
+        if (vxlan_rx_one(vx, idx, s->buf, s->len, s->src, now, &pkts[n])) {
             bytes += pkts[n].len;
             n++;
         }
@@ -839,7 +850,7 @@ static int vxlan_rx_burst(struct port *p, unsigned q, struct pkt *pkts, int max)
                 inbox_push(to, d, len, src);
                 continue;
             }
-            if (vxlan_decap(vx, idx, d, len, src, now, &pkts[n])) {
+            if (vxlan_rx_one(vx, idx, d, len, src, now, &pkts[n])) {
                 bytes += pkts[n].len;
                 n++;
             }

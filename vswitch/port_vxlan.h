@@ -48,6 +48,25 @@ int vxlan_hdr_parse(const uint8_t *d, size_t len, uint32_t *vni);
  * L4 ports), so the underlay's ECMP spreads flows and keeps each in order. */
 uint16_t vxlan_src_port(const struct pkt *p);
 
+/* ---- receive ---- */
+
+struct vtep_table;
+
+/* What decapsulation needs of a port: map ports take the bridge VLAN from
+ * the VNI (vlan[VNI index]) and refuse an inner tag; the others keep the
+ * inner tag as the received TCI. Inner source MACs are learned into vteps. */
+struct vxlan_rx_map {
+    bool map;
+    const uint16_t *vlan;
+    struct vtep_table *vteps;
+};
+
+/* Builds pk from the VXLAN payload d (header checked by vxlan_hdr_parse, VNI
+ * index idx) that came from VTEP src (network order): the inner frame stays
+ * in d. Returns -1, or the drop reason. */
+int vxlan_decap(uint8_t *d, uint32_t len, const struct vxlan_rx_map *m, unsigned idx,
+                uint32_t src, uint32_t now, struct pkt *pk);
+
 /* ---- remote VTEP table: (VNI of the port, inner MAC) -> remote IPv4 ---- */
 
 #define VTEP_SETS 1024
