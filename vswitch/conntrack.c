@@ -74,6 +74,15 @@ struct ct_table {
 
 static __thread bool rcu_registered_here;
 
+/* Walks the connection nodes of t. Not cds_lfht_for_each_entry(): that
+ * macro takes container_of the NULL node that ends the walk, which is
+ * undefined behaviour (clang's UBSan reports it on an empty table). */
+#define ct_for_each_node(t, it, cn)                                                      \
+    for (cds_lfht_first((t)->conns, (it));                                               \
+         cds_lfht_iter_get_node(it) &&                                                   \
+         ((cn) = caa_container_of(cds_lfht_iter_get_node(it), struct ct_node, n), 1);    \
+         cds_lfht_next((t)->conns, (it)))
+
 /* The control thread (and tests) read the tables online, briefly. A thread
  * that is online already (a PMD, a test) is left as it is. */
 static bool reader_enter(void)
@@ -472,7 +481,7 @@ size_t ct_expire(struct ct_table *t, uint32_t now, bool flush,
     size_t removed = 0;
 
     bool entered = reader_enter();
-    cds_lfht_for_each_entry (t->conns, &it, cn, n) {
+    ct_for_each_node (t, &it, cn) {
         struct ct_conn *c = cn->c;
         if (cn->dir != 0 || (owner && c->owner != owner))
             continue;
@@ -517,7 +526,7 @@ json_t *ct_dump(struct ct_table *t, uint32_t now, const struct l3_net_state *own
     struct ct_node *cn;
     json_t *arr = json_array();
     bool entered = reader_enter();
-    cds_lfht_for_each_entry (t->conns, &it, cn, n) {
+    ct_for_each_node (t, &it, cn) {
         struct ct_conn *c = cn->c;
         if (cn->dir != 0 || (owner && c->owner != owner))
             continue;

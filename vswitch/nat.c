@@ -28,12 +28,6 @@ static inline uint16_t rd16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 bool nat_tuple(const struct pkt *p, struct ct_tuple *k, uint8_t *tcp_flags)
 {
     const uint8_t *ip = p->head + p->l3_ofs, *l4 = p->head + p->l4_ofs;
@@ -157,15 +151,20 @@ int nat_icmp_error(struct ct_table *t, struct pkt *p)
 {
     uint8_t *ip = p->head + p->l3_ofs, *ic = p->head + p->l4_ofs;
     uint8_t *in = ic + 8, *il4, old[80];
-    unsigned ihl, region;
+    unsigned ihl, region, avail;
     struct ct_tuple key, out;
     struct ct_conn *c;
     int dir;
 
-    if (p->head_len < p->l4_ofs + 8 + 20)
+    /* the embedded bytes: those the IP length covers (what follows is
+     * padding, outside the ICMP checksum) and that are in the head */
+    avail = rd16(ip + 2) - (p->l4_ofs - p->l3_ofs) - 8u;
+    if (p->head_len < p->l4_ofs + 8 + 20 || rd16(ip + 2) < p->l4_ofs - p->l3_ofs + 8u)
         return DROP_ICMP_INVALID;
+    if (avail > p->head_len - p->l4_ofs - 8u)
+        avail = p->head_len - p->l4_ofs - 8u;
     ihl = (in[0] & 0xf) * 4u;
-    if ((in[0] >> 4) != 4 || ihl < 20 || p->head_len < p->l4_ofs + 8 + ihl + 8)
+    if ((in[0] >> 4) != 4 || ihl < 20 || avail < ihl + 8)
         return DROP_ICMP_INVALID;
     il4 = in + ihl;
     memset(&key, 0, sizeof key);
@@ -193,7 +192,7 @@ int nat_icmp_error(struct ct_table *t, struct pkt *p)
 
     /* the embedded packet: inner L4 checksum when it is in the head */
     region = ihl + 8;
-    if (key.proto == IPPROTO_TCP_ && p->head_len >= p->l4_ofs + 8 + ihl + 18)
+    if (key.proto == IPPROTO_TCP_ && avail >= ihl + 18)
         region = ihl + 18;
     memcpy(old, in, region);
     {

@@ -150,6 +150,20 @@ static void test_limit_expiry_owner(void **state)
     ct_destroy(t);
 }
 
+/* Found by fuzz_nat: walking an empty table (expiry, ct-show) took
+ * container_of a NULL node, undefined behaviour. */
+static void test_empty_table_walks(void **state)
+{
+    struct ct_table *t = ct_create(1024, 65535);
+    (void)state;
+    assert_int_equal(ct_expire(t, 1000, false, NULL), 0);
+    assert_int_equal(ct_expire(t, 0, true, NULL), 0);
+    json_t *d = ct_dump(t, 1000, NULL);
+    assert_int_equal(json_array_size(d), 0);
+    json_decref(d);
+    ct_destroy(t);
+}
+
 int main(void)
 {
     rcu_register_thread();
@@ -157,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_tcp_states),
         cmocka_unit_test(test_snat_ports),
         cmocka_unit_test(test_limit_expiry_owner),
+        cmocka_unit_test(test_empty_table_walks),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     rcu_unregister_thread();

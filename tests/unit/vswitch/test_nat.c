@@ -216,6 +216,27 @@ static void test_icmp_error_translation(void **state)
                      r.dport, IP4(1, 1, 1, 1), 53);
     p.len = p.head_len = 14 + 20 + 8 + 20 + 4;
     assert_int_equal(nat_icmp_error(t, &p), DROP_ICMP_INVALID);
+    /* found by fuzz_nat: cut short by the IP length, the frame padded out to
+     * the whole header. What follows the IP length is not covered by the
+     * ICMP checksum: translating it broke the checksum. */
+    build_icmp_error(&p, IP4(1, 1, 1, 1), IP4(192, 168, 77, 2), IP4(192, 168, 77, 2),
+                     r.dport, IP4(1, 1, 1, 1), 53);
+    {
+        uint8_t *ip = p.head + 14, *ic = ip + 20;
+        unsigned icmp_len = 8 + 20 + 6;
+        uint16_t cs;
+        ip[2] = 0;
+        ip[3] = (uint8_t)(20 + icmp_len);
+        ip[10] = ip[11] = 0;
+        cs = ipv4_csum(ip, 20);
+        memcpy(ip + 10, &cs, 2);
+        ic[2] = ic[3] = 0;
+        cs = csum_fold(csum_partial(ic, icmp_len, 0));
+        memcpy(ic + 2, &cs, 2);
+        assert_int_equal(l3_parse_ipv4(&p), -1);
+        assert_int_equal(nat_icmp_error(t, &p), DROP_ICMP_INVALID);
+        assert_int_equal(csum_fold(csum_partial(ic, icmp_len, 0)), 0);
+    }
     ct_destroy(t);
 }
 
