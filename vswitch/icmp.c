@@ -6,6 +6,27 @@
 
 #include "l3.h"
 
+void icmp_csum_fix_zero(struct pkt *p)
+{
+    const uint8_t *ip = p->head + p->l3_ofs;
+    uint8_t *cs = p->head + p->l4_ofs + 2, chunk[64];
+    uint32_t off = p->l4_ofs, end = p->l3_ofs + (uint32_t)(ip[2] << 8 | ip[3]);
+
+    if (cs[0] | cs[1])
+        return;
+    while (off < end) {
+        uint32_t n = end - off < sizeof chunk ? end - off : sizeof chunk;
+        n = pkt_copy_out(p, off, n, chunk);
+        if (!n)
+            break;
+        for (uint32_t i = 0; i < n; i++)
+            if (chunk[i])
+                return;
+        off += n;
+    }
+    cs[0] = cs[1] = 0xff;
+}
+
 bool icmp_echo_reply_in_place(struct pkt *p)
 {
     uint8_t *ip = p->head + p->l3_ofs, *ic;
@@ -23,6 +44,7 @@ bool icmp_echo_reply_in_place(struct pkt *p)
     csum = csum_update16(csum, htons(0x0800), htons(0x0000));
     ic[0] = 0;
     memcpy(ic + 2, &csum, 2);
+    icmp_csum_fix_zero(p); /* an echo of nothing but zeros */
     memcpy(&a, ip + 12, 4);
     memcpy(ip + 12, ip + 16, 4);
     memcpy(ip + 16, &a, 4);

@@ -173,6 +173,10 @@ void arp_build_request(struct pkt *p, const uint8_t mac[6], uint32_t ip, uint32_
 
 /* Echo request in p (IPv4 parsed) turned into the reply in place. */
 bool icmp_echo_reply_in_place(struct pkt *p);
+/* After an incremental update left the ICMP checksum of p (IPv4 parsed) at
+ * 0x0000: sets it to 0xffff when the message is all zeros, the one case
+ * where RFC 1624 eqn. 3 gives 0x0000 and only 0xffff verifies. */
+void icmp_csum_fix_zero(struct pkt *p);
 static inline bool icmp_is_error(uint8_t type)
 {
     return type == 3 || type == 11 || type == 12;

@@ -133,6 +133,8 @@ void nat_rewrite(struct pkt *p, const struct ct_tuple *from, const struct ct_tup
         rewrite_port(l4 + 2, to->dport, cs, partial);
     }
     fix_udp_zero(cs, p->l4_proto, partial);
+    if (p->l4_proto == IPPROTO_ICMP_)
+        icmp_csum_fix_zero(p); /* an echo whose identifier became 0 */
 }
 
 /* How a packet of direction d of c leaves: the inverse of the other tuple. */

@@ -230,6 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ct_expire(world.l3->ct, now + 1000, false, NULL);
     CHECK(ct_count(world.l3->ct) == 0);
     check_tables();
+    /* the connections are freed after a grace period (call_rcu), in a later
+     * input: run libFuzzer with -detect_leaks=0 (docs/fuzzing.md) */
     rcu_quiescent_state();
     return 0;
 }

@@ -143,6 +143,38 @@ static void test_rewrite_needs_csum(void **state)
     check_valid(&p);
 }
 
+/* Found by fuzz_nat: an ICMP message that becomes all zeros (echo reply with
+ * identifier 0, sequence 0, no data) verifies only with checksum 0xffff,
+ * which the incremental update (RFC 1624 eqn. 3) never gives. */
+static void test_icmp_all_zero_checksum(void **state)
+{
+    struct pkt p;
+    struct ct_tuple from, to;
+    uint8_t fl;
+    (void)state;
+    tp_build(&p, 1, IP4(10, 0, 0, 5), 0, IP4(10, 0, 0, 1), 0, 0);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_true(icmp_echo_reply_in_place(&p));
+    check_valid(&p);
+    /* a reply from outside whose identifier goes back to 0 */
+    tp_build(&p, 1, IP4(1, 1, 1, 1), 5000, IP4(192, 168, 77, 2), 0, 0);
+    p.head[34] = 0;
+    tp_l4_fill_csum(p.head + 14, 8);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_true(nat_tuple(&p, &from, &fl));
+    to = from;
+    to.dst = IP4(10, 0, 0, 5);
+    to.sport = to.dport = 0;
+    nat_rewrite(&p, &from, &to);
+    check_valid(&p);
+    /* and a checksum of 0x0000 that is right stays */
+    tp_build(&p, 1, IP4(1, 1, 1, 1), 0xf7ff, IP4(192, 168, 77, 2), 0, 0);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_int_equal(p.head[36] | p.head[37], 0);
+    icmp_csum_fix_zero(&p);
+    assert_int_equal(p.head[36] | p.head[37], 0);
+}
+
 static uint32_t rd32(const uint8_t *p)
 {
     uint32_t v;
@@ -248,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_checksums),
         cmocka_unit_test(test_rewrite_needs_csum),
         cmocka_unit_test(test_icmp_error_translation),
+        cmocka_unit_test(test_icmp_all_zero_checksum),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     rcu_unregister_thread();
