@@ -71,6 +71,11 @@ int vring_set_addr(struct vring *vq, uint64_t desc_uva, uint64_t avail_uva,
     used = vhost_mem_uva_to_hva(vq->mem, used_uva, 6 + 8 * n);
     if (!desc || !avail || !used)
         return VRING_ERR_ADDR;
+    /* a region whose mmap_offset is not aligned like its addresses puts
+     * aligned frontend addresses at misaligned host ones */
+    if (!aligned((uintptr_t)desc, 16) || !aligned((uintptr_t)avail, 2) ||
+        !aligned((uintptr_t)used, 4))
+        return VRING_ERR_ADDR;
     vq->desc = desc;
     vq->avail = avail;
     vq->used = used;

@@ -1,8 +1,10 @@
 /* The vhost-user backend state machine fed a stream of messages with fds:
  * each record is [fd spec byte][12-byte header][payload]; the header's size
  * field is sent as is, whatever the payload really holds, so framing errors
- * are fuzzed too. Fds: memfds (for memory tables) and eventfds. */
+ * are fuzzed too. Fds: memfds (for memory tables) and eventfds; once the
+ * device is destroyed none of them may be left open. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,11 +76,22 @@ static void drain(int sock)
         ;
 }
 
+/* Open fds of the process: the device must close every fd a message
+ * brought, kept or not, by the time it is destroyed. */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct vhost_dev *dev;
     int sv[2];
     size_t off = 0;
+    int fds_before = open_fds();
 
     vhost_set_log(quiet);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
@@ -112,5 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[0]);
     close(sv[1]);
     vhost_dev_destroy(dev);
+    if (open_fds() != fds_before)
+        abort();
     return 0;
 }

@@ -383,6 +383,30 @@ static void test_set_addr(void **state)
                                     fg_uva(FG_USED)),
                      0);
     assert_ptr_equal(vq->used, fg_hva(g, FG_USED));
+
+    /* found by fuzz_vhost_msg: a region mapped at an odd file offset makes
+     * aligned frontend addresses misaligned host pointers */
+    struct vhost_user_memory m = {.nregions = 1};
+    struct vhost_mem odd;
+    char err[128];
+    m.regions[0].guest_phys_addr = FG_GPA;
+    m.regions[0].memory_size = FG_SIZE - 4096;
+    m.regions[0].userspace_addr = FG_UVA;
+    m.regions[0].mmap_offset = 2;
+    memset(&odd, 0, sizeof(odd));
+    assert_int_equal(vhost_mem_map(&odd, &m, 8 + sizeof(m.regions[0]), &g->fd, 1, err,
+                                   sizeof(err)),
+                     0);
+    vq->mem = &odd;
+    assert_int_equal(vring_set_addr(vq, fg_uva(FG_DESC), fg_uva(FG_AVAIL),
+                                    fg_uva(FG_USED)),
+                     VRING_ERR_ADDR);
+    assert_null(vq->used);
+    vq->mem = &g->mem;
+    vhost_mem_unmap(&odd);
+    assert_int_equal(vring_set_addr(vq, fg_uva(FG_DESC), fg_uva(FG_AVAIL),
+                                    fg_uva(FG_USED)),
+                     0);
 }
 
 static void test_used_ring_contents(void **state)
