@@ -26,14 +26,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "fuzz_dhcp: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                            \
-        }                                                                       \
-    } while (0)
-
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (b) << 16 | (c) << 8 | (d))
 #define POOL_FIRST IP4(10, 0, 0, 10)
 #define POOL_LAST IP4(10, 0, 0, 12)
@@ -121,42 +113,42 @@ static void check_reply(const uint8_t *f, size_t flen, const struct dhcp_msg *m,
     size_t tot, ulen;
     uint32_t s;
 
-    CHECK(flen >= 14 + 20 + 8 + 240 + 4 && flen <= L3_BUF_SIZE);
-    CHECK(rd16(f + 12) == ETH_TYPE_IP && !memcmp(f + 6, gw_mac, 6));
-    CHECK(ip[0] == 0x45 && ip[8] > 0 && ip[9] == IPPROTO_UDP_);
+    FW_CHECK(flen >= 14 + 20 + 8 + 240 + 4 && flen <= L3_BUF_SIZE);
+    FW_CHECK(rd16(f + 12) == ETH_TYPE_IP && !memcmp(f + 6, gw_mac, 6));
+    FW_CHECK(ip[0] == 0x45 && ip[8] > 0 && ip[9] == IPPROTO_UDP_);
     tot = rd16(ip + 2);
-    CHECK(tot == flen - 14);
-    CHECK(fw_csum(ip, 20, 0) == 0);
-    CHECK(rd32(ip + 12) == GATEWAY);
-    CHECK(rd16(udp) == 67 && rd16(udp + 2) == 68);
+    FW_CHECK(tot == flen - 14);
+    FW_CHECK(fw_csum(ip, 20, 0) == 0);
+    FW_CHECK(rd32(ip + 12) == GATEWAY);
+    FW_CHECK(rd16(udp) == 67 && rd16(udp + 2) == 68);
     ulen = rd16(udp + 4);
-    CHECK(ulen == tot - 20);
+    FW_CHECK(ulen == tot - 20);
     s = rd16(ip + 12) + rd16(ip + 14) + rd16(ip + 16) + rd16(ip + 18) + IPPROTO_UDP_ +
         (uint32_t)ulen;
-    CHECK(rd16(udp + 6) != 0 && fw_csum(udp, ulen, s) == 0);
+    FW_CHECK(rd16(udp + 6) != 0 && fw_csum(udp, ulen, s) == 0);
 
-    CHECK(b[0] == 2 && b[1] == 1 && b[2] == 6);
-    CHECK(rd32(b + 4) == m->xid && !memcmp(b + 28, m->chaddr, 6));
-    CHECK(rd32(b + 16) == (a->type == NAK ? 0 : a->yiaddr));
-    CHECK(rd32(b + 236) == 0x63825363u);
-    CHECK(reply_options(b + 240, ulen - 8 - 240, val, vlen));
-    CHECK(val[53] && vlen[53] == 1 && val[53][0] == a->type);
-    CHECK(val[54] && vlen[54] == 4 && rd32(val[54]) == GATEWAY);
+    FW_CHECK(b[0] == 2 && b[1] == 1 && b[2] == 6);
+    FW_CHECK(rd32(b + 4) == m->xid && !memcmp(b + 28, m->chaddr, 6));
+    FW_CHECK(rd32(b + 16) == (a->type == NAK ? 0 : a->yiaddr));
+    FW_CHECK(rd32(b + 236) == 0x63825363u);
+    FW_CHECK(reply_options(b + 240, ulen - 8 - 240, val, vlen));
+    FW_CHECK(val[53] && vlen[53] == 1 && val[53][0] == a->type);
+    FW_CHECK(val[54] && vlen[54] == 4 && rd32(val[54]) == GATEWAY);
     if (a->type == NAK) {
-        CHECK(!val[51] && !val[1] && !val[3]);
+        FW_CHECK(!val[51] && !val[1] && !val[3]);
     } else {
-        CHECK(val[1] && vlen[1] == 4 && rd32(val[1]) == 0xffffff00u);
-        CHECK(val[3] && vlen[3] == 4 && rd32(val[3]) == GATEWAY);
+        FW_CHECK(val[1] && vlen[1] == 4 && rd32(val[1]) == 0xffffff00u);
+        FW_CHECK(val[3] && vlen[3] == 4 && rd32(val[3]) == GATEWAY);
         if (a->yiaddr)
-            CHECK(val[51] && vlen[51] == 4 && rd32(val[51]) == LEASE);
+            FW_CHECK(val[51] && vlen[51] == 4 && rd32(val[51]) == LEASE);
     }
     /* RFC 2131 4.1: where the reply goes */
     if (m->ciaddr)
-        CHECK(rd32(ip + 16) == m->ciaddr);
+        FW_CHECK(rd32(ip + 16) == m->ciaddr);
     else if (a->type == NAK || (m->flags & 0x8000))
-        CHECK(rd32(ip + 16) == 0xffffffffu && !memcmp(f, "\xff\xff\xff\xff\xff\xff", 6));
+        FW_CHECK(rd32(ip + 16) == 0xffffffffu && !memcmp(f, "\xff\xff\xff\xff\xff\xff", 6));
     else
-        CHECK(rd32(ip + 16) == a->yiaddr && !memcmp(f, m->chaddr, 6));
+        FW_CHECK(rd32(ip + 16) == a->yiaddr && !memcmp(f, m->chaddr, 6));
 }
 
 static void check_address(const struct dhcp_msg *m, const struct dhcp_answer *a,
@@ -167,12 +159,12 @@ static void check_address(const struct dhcp_msg *m, const struct dhcp_answer *a,
 
     if ((a->type != OFFER && a->type != ACK) || !ip)
         return;
-    CHECK(ip != GATEWAY);
-    CHECK((ip >= POOL_FIRST && ip <= POOL_LAST) || (mine && ip == RESERVED));
-    CHECK((ip == RESERVED) == mine);
+    FW_CHECK(ip != GATEWAY);
+    FW_CHECK((ip >= POOL_FIRST && ip <= POOL_LAST) || (mine && ip == RESERVED));
+    FW_CHECK((ip == RESERVED) == mine);
     struct promise *p = &promised[ip & 0xff];
     if (p->held && memcmp(p->mac, m->chaddr, 6))
-        CHECK(p->until <= now);
+        FW_CHECK(p->until <= now);
 }
 
 static void remember(const struct dhcp_msg *m, const struct dhcp_answer *a, int64_t now)
@@ -197,7 +189,7 @@ static void remember(const struct dhcp_msg *m, const struct dhcp_answer *a, int6
 
 static void check_table(int64_t now)
 {
-    CHECK(st->n_leases <= DHCP_LEASES_MAX);
+    FW_CHECK(st->n_leases <= DHCP_LEASES_MAX);
     for (unsigned i = 0; i < st->n_leases; i++) {
         const struct dhcp_lease *x = &st->leases[i];
         if ((x->state != LEASE_OFFERED && x->state != LEASE_BOUND) || x->expires <= now)
@@ -206,8 +198,8 @@ static void check_table(int64_t now)
             const struct dhcp_lease *y = &st->leases[k];
             if ((y->state != LEASE_OFFERED && y->state != LEASE_BOUND) || y->expires <= now)
                 continue;
-            CHECK(x->ip != y->ip);
-            CHECK(memcmp(x->mac, y->mac, 6));
+            FW_CHECK(x->ip != y->ip);
+            FW_CHECK(memcmp(x->mac, y->mac, 6));
         }
     }
 }
@@ -240,17 +232,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= len;
         if (!ok)
             continue;
-        CHECK(m.op == 1 && m.htype == 1 && m.hlen == 6 && m.type >= 1 && m.type <= 8);
-        CHECK(memchr(m.hostname, 0, sizeof m.hostname));
+        FW_CHECK(m.op == 1 && m.htype == 1 && m.hlen == 6 && m.type >= 1 && m.type <= 8);
+        FW_CHECK(memchr(m.hostname, 0, sizeof m.hostname));
         a = dhcp_decide(st, &conf.nets[0], &m, now);
         check_address(&m, &a, now);
         remember(&m, &a, now);
         check_table(now);
         if (!a.type)
             continue;
-        CHECK(a.type == OFFER || a.type == ACK || a.type == NAK);
+        FW_CHECK(a.type == OFFER || a.type == ACK || a.type == NAK);
         flen = dhcp_build_reply(frame, sizeof frame, &conf.nets[0], gw_mac, &m, &a);
-        CHECK(flen > 0);
+        FW_CHECK(flen > 0);
         check_reply(frame, flen, &m, &a);
     }
     return 0;

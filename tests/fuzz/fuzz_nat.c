@@ -32,14 +32,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "fuzz_nat: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
-
 static struct fw_world world;
 static struct pkt batch[FW_BATCH];
 static unsigned csum_in[FW_BATCH];
@@ -67,18 +59,18 @@ static void on_tx(struct port *out, struct pkt *p, uint16_t tci)
 
     (void)out;
     sent++;
-    CHECK(fw_pkt_in_bounds(&world, p));
+    FW_CHECK(fw_pkt_in_bounds(&world, p));
     n = fw_flatten(p, tci, f, sizeof f);
-    CHECK(n == p->len + (tci ? VLAN_HLEN : 0u));
+    FW_CHECK(n == p->len + (tci ? VLAN_HLEN : 0u));
     if (tci)
-        CHECK(rd16(f + 12) == ETH_TYPE_VLAN && rd16(f + 14) == tci);
+        FW_CHECK(rd16(f + 12) == ETH_TYPE_VLAN && rd16(f + 14) == tci);
     if (p >= batch && p < batch + FW_BATCH) {
         unsigned before = csum_in[p - batch];
         unsigned now = pkt_csum_state(p);
         /* only an IPv4 packet that stayed one is compared (an ARP request
          * for its next hop takes its place while that is unknown) */
         if (p->ethertype == ETH_TYPE_IP)
-            CHECK((before & ~now) == 0);
+            FW_CHECK((before & ~now) == 0);
     }
 }
 
@@ -125,10 +117,10 @@ static void check_tables(void)
 
     for (unsigned i = 0; i < l3->n_nets; i++) {
         uint32_t n = __atomic_load_n(&l3->nets[i].st->ct_count, __ATOMIC_RELAXED);
-        CHECK(n <= l3->nets[i].conf->ct_max);
+        FW_CHECK(n <= l3->nets[i].conf->ct_max);
         sum += n;
     }
-    CHECK(ct_count(st->ct) == sum);
+    FW_CHECK(ct_count(st->ct) == sum);
 }
 
 static void run_batch(unsigned port, unsigned n)
@@ -225,10 +217,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* ct-show sees every connection; expiry ends them all */
     json_t *dump = ct_dump(world.l3->ct, now, NULL);
-    CHECK(json_array_size(dump) == ct_count(world.l3->ct));
+    FW_CHECK(json_array_size(dump) == ct_count(world.l3->ct));
     json_decref(dump);
     ct_expire(world.l3->ct, now + 1000, false, NULL);
-    CHECK(ct_count(world.l3->ct) == 0);
+    FW_CHECK(ct_count(world.l3->ct) == 0);
     check_tables();
     /* the connections are freed after a grace period (call_rcu), in a later
      * input: run libFuzzer with -detect_leaks=0 (docs/fuzzing.md) */

@@ -36,14 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NPORTS 4
 #define RULE_LEN 6
 
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "fuzz_vlan: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                            \
-        }                                                                       \
-    } while (0)
-
 static struct fw_world world;
 static struct pkt batch[FW_BATCH];
 static uint16_t in_tci[FW_BATCH];
@@ -91,29 +83,29 @@ static void on_tx(struct port *out, struct pkt *p, uint16_t tci)
     size_t n;
     int vid;
 
-    CHECK(p >= batch && p < batch + FW_BATCH);
+    FW_CHECK(p >= batch && p < batch + FW_BATCH);
     slot = (unsigned)(p - batch);
     emitted[slot]++;
-    CHECK(out->no != in_port);
-    CHECK(fw_pkt_in_bounds(&world, p));
+    FW_CHECK(out->no != in_port);
+    FW_CHECK(fw_pkt_in_bounds(&world, p));
     vid = expected_vlan(iv, in_tci[slot]);
-    CHECK(vid >= 0 && p->vlan == vid);
-    CHECK(carries(ov, (uint16_t)vid));
+    FW_CHECK(vid >= 0 && p->vlan == vid);
+    FW_CHECK(carries(ov, (uint16_t)vid));
     if (ov->mode == VLAN_MODE_ACCESS || vid == ov->native) {
-        CHECK(tci == 0);
+        FW_CHECK(tci == 0);
     } else {
-        CHECK((tci & 0xfff) == vid);
-        CHECK((tci & 0xe000) == (in_tci[slot] & 0xe000));
+        FW_CHECK((tci & 0xfff) == vid);
+        FW_CHECK((tci & 0xe000) == (in_tci[slot] & 0xe000));
     }
-    CHECK(p->len <= world.dps[out->no].max_frame);
+    FW_CHECK(p->len <= world.dps[out->no].max_frame);
     n = fw_flatten(p, tci, f, sizeof f);
-    CHECK(n == p->len + (tci ? VLAN_HLEN : 0u));
+    FW_CHECK(n == p->len + (tci ? VLAN_HLEN : 0u));
     if (tci) {
-        CHECK(rd16(f + 12) == ETH_TYPE_VLAN && rd16(f + 14) == tci);
+        FW_CHECK(rd16(f + 12) == ETH_TYPE_VLAN && rd16(f + 14) == tci);
         memmove(f + 12, f + 16, n - 16);
         n -= VLAN_HLEN;
     }
-    CHECK(n == in_len[slot] && !memcmp(f, in_frame[slot], n));
+    FW_CHECK(n == in_len[slot] && !memcmp(f, in_frame[slot], n));
 }
 
 static void build_world(void)
@@ -146,7 +138,7 @@ static void set_rules(const uint8_t *r)
     char err[256];
 
     conf_init(&c);
-    CHECK(conf_add_bridge(&c, "br0", err, sizeof err) == 0);
+    FW_CHECK(conf_add_bridge(&c, "br0", err, sizeof err) == 0);
     for (int i = 0; i < NPORTS; i++, r += RULE_LEN) {
         char name[8], o[5][64];
         const char *opts[5];
@@ -172,8 +164,8 @@ static void set_rules(const uint8_t *r)
             opts[j] = o[j];
         if (conf_add_port(&c, "br0", name, opts, k, err, sizeof err)) {
             /* refused with a sentence, and nothing changed */
-            CHECK(err[0] && !conf_find_port(&c, name) && c.n_ports == (size_t)i);
-            CHECK(conf_add_port(&c, "br0", name, NULL, 0, err, sizeof err) == 0);
+            FW_CHECK(err[0] && !conf_find_port(&c, name) && c.n_ports == (size_t)i);
+            FW_CHECK(conf_add_port(&c, "br0", name, NULL, 0, err, sizeof err) == 0);
         }
     }
     for (unsigned no = 1; no <= NPORTS; no++) {
@@ -197,7 +189,7 @@ static void run_batch(unsigned port, unsigned n)
     fw_input(&world, port, batch, n);
     for (unsigned i = 0; i < n; i++)
         left += emitted[i] == 0;
-    CHECK(fw_drops(&world) - drops >= left);
+    FW_CHECK(fw_drops(&world) - drops >= left);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

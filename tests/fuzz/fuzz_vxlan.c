@@ -29,14 +29,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define HDR_LEN (2 + 4 * 5)
 #define DGRAM_MAX 4096
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "fuzz_vxlan: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                             \
-        }                                                                        \
-    } while (0)
-
 static uint16_t rd16(const uint8_t *p)
 {
     return (uint16_t)(p[0] << 8 | p[1]);
@@ -100,10 +92,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         r = vxlan_hdr_parse(d, len, &vni);
         if (r >= 0) {
-            CHECK(len < VXLAN_HLEN + ETH_HLEN || !(d[0] & VXLAN_FLAG_I));
+            FW_CHECK(len < VXLAN_HLEN + ETH_HLEN || !(d[0] & VXLAN_FLAG_I));
             continue;
         }
-        CHECK(vni == ((uint32_t)d[4] << 16 | (uint32_t)d[5] << 8 | d[6]));
+        FW_CHECK(vni == ((uint32_t)d[4] << 16 | (uint32_t)d[5] << 8 | d[6]));
         for (unsigned i = 0; i < n_vni && idx == n_vni; i++)
             if (vnis[i] == vni)
                 idx = i;
@@ -119,35 +111,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             vtep_pin(vteps, idx, smac, src ^ 1);
         r = vxlan_decap(d, len, &m, idx, src, now, &pk);
         if (r >= 0) {
-            CHECK((r == DROP_VXLAN_SHORT && tagged && ilen < ETH_HLEN + VLAN_HLEN) ||
+            FW_CHECK((r == DROP_VXLAN_SHORT && tagged && ilen < ETH_HLEN + VLAN_HLEN) ||
                   (r == DROP_VLAN_TAGGED_ACCESS && m.map && (tci & 0xfff)));
             continue;
         }
-        CHECK(!(tagged && ilen < ETH_HLEN + VLAN_HLEN));
-        CHECK(!(m.map && (tci & 0xfff)));
-        CHECK(in_dgram(&pk, d, len));
-        CHECK(pk.len == ilen - (tagged ? VLAN_HLEN : 0));
-        CHECK(pk.vlan == (m.map ? vlans[idx] : tci));
+        FW_CHECK(!(tagged && ilen < ETH_HLEN + VLAN_HLEN));
+        FW_CHECK(!(m.map && (tci & 0xfff)));
+        FW_CHECK(in_dgram(&pk, d, len));
+        FW_CHECK(pk.len == ilen - (tagged ? VLAN_HLEN : 0));
+        FW_CHECK(pk.vlan == (m.map ? vlans[idx] : tci));
         /* the frame as it came, the tag back in place (a map port's priority
          * tag is gone for good) */
         size_t n = fw_flatten(&pk, m.map ? 0 : tci, flat, sizeof flat);
         if (m.map && tagged) {
-            CHECK(n == ilen - VLAN_HLEN && !memcmp(flat, inner, 12) &&
+            FW_CHECK(n == ilen - VLAN_HLEN && !memcmp(flat, inner, 12) &&
                   !memcmp(flat + 12, inner + 16, n - 12));
         } else if (tagged && !tci) {
             /* a tag with TCI 0 is not written back */
-            CHECK(n == ilen - VLAN_HLEN && !memcmp(flat + 12, inner + 16, n - 12));
+            FW_CHECK(n == ilen - VLAN_HLEN && !memcmp(flat + 12, inner + 16, n - 12));
         } else {
-            CHECK(n == ilen && !memcmp(flat, inner, n));
+            FW_CHECK(n == ilen && !memcmp(flat, inner, n));
         }
         if (!mac_is_multicast(smac))
-            CHECK(vtep_lookup(vteps, idx, smac, now) == src);
+            FW_CHECK(vtep_lookup(vteps, idx, smac, now) == src);
         pkt_parse_l3(&pk);
         (void)vxlan_src_port(&pk);
         if (ctl & 8) {
             vtep_forget_ip(vteps, src);
             if (!mac_is_multicast(smac))
-                CHECK(vtep_lookup(vteps, idx, smac, now) == 0);
+                FW_CHECK(vtep_lookup(vteps, idx, smac, now) == 0);
         }
     }
     return 0;

@@ -14,8 +14,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "dp.h"
+
+/* A broken invariant: says which and aborts (libFuzzer keeps the input). */
+#define FW_CHECK(cond)                                                              \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            abort();                                                                \
+        }                                                                           \
+    } while (0)
 
 #define FW_PORTS_MAX 8
 #define FW_FRAME_MAX 2048
