@@ -169,8 +169,7 @@ class OvsVxlan(lb.Ovs):
             # frame: the loop's destination MACs are never learned); vswitchd's
             # bridge floods to the tunnel only, so take them out of flooding
             for br in ("br-a", "br-b"):
-                h.sh(["ovs-ofctl", "mod-port", f"unix:{self.dir}/{br}.mgmt", br, "no-flood"],
-                     ns=self.ns.name)
+                self.no_flood(br, ns=self.ns.name)
             # the sockets: vu0 on a first (the generator creates b after a connects)
             for i, s in enumerate((a, b)):
                 self.vsctl("add-port", ("br-a", "br-b")[i], f"vu{i}", "--", "set",
