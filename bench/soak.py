@@ -104,24 +104,6 @@ def derive_mac(name, salt):
                                          (x >> 8) & 255, x & 255))
 
 
-def daemon_pid(sw):
-    """vswitchd's own pid (sw.proc runs it under taskset/timeout)."""
-    pid = sw.proc.pid
-    for _ in range(4):
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == "vswitchd":
-                    return pid
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                kids = f.read().split()
-        except FileNotFoundError:
-            return None
-        if not kids:
-            return None
-        pid = int(kids[0])
-    return None
-
-
 def rss_fds(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
@@ -275,7 +257,7 @@ def run():
         gen.stop()
         gen.start(tx_first=2)
     churn = Churn(a, gns, gtap, refill)
-    pids = {"vswitchd-a": daemon_pid(a), "vswitchd-b": daemon_pid(b)}
+    pids = {"vswitchd-a": a.daemon_pid(), "vswitchd-b": b.daemon_pid()}
     base = {n: rss_fds(p) for n, p in pids.items()}
     log(f"started: A pid {pids['vswitchd-a']}, B pid {pids['vswitchd-b']}; "
         f"baseline RSS/fds {base}")

@@ -437,6 +437,24 @@ class Vswitchd:
     def alive(self):
         return self.proc is not None and self.proc.alive()
 
+    def daemon_pid(self):
+        """vswitchd's own pid (self.proc.pid is the `timeout` it runs under), for
+        /proc/PID/fd, maps, status; None if it is not running."""
+        pid = self.proc.pid if self.proc else None
+        for _ in range(3):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == "vswitchd":
+                        return pid
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    kids = f.read().split()
+            except (FileNotFoundError, TypeError):
+                return None
+            if not kids:
+                return None
+            pid = int(kids[0])
+        return None
+
     def kill(self):
         """kill -9, as a crash would."""
         if self.proc:

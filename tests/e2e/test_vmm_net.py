@@ -50,7 +50,8 @@ class Vmm:
     """vmm running a guest program; its console lines are collected with
     their arrival times, and the API exit counter is sampled at markers."""
 
-    def __init__(self, kernel, nets, cmdline="", mem=64, markers=(), name="vmm"):
+    def __init__(self, kernel, nets, cmdline="", mem=64, markers=(), name="vmm",
+                 max_seconds=300):
         d = h.tempdir("vs-vmm-")
         self.api_sock = os.path.join(d, "api.sock")
         argv = [VMM, "--kernel", kernel, "--memory", str(mem), "--console", "stdio",
@@ -62,7 +63,7 @@ class Vmm:
         self.lines, self.samples = [], {}
         self.markers = set(markers)
         self.cv = threading.Condition()
-        self.p = subprocess.Popen(["timeout", "-s", "KILL", "300"] + argv,
+        self.p = subprocess.Popen(["timeout", "-s", "KILL", str(max_seconds)] + argv,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
         h.at_cleanup(self.kill, f"kill {name}")

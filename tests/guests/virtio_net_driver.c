@@ -9,7 +9,12 @@
  * timeout=S (seconds, default 20), reconnect=1 (after the first round wait
  * for the link to go down and up again — the switch restarting — then run a
  * second round, settle=S seconds after the link is back, default 3),
- * delay=S (seconds between link up and the first round, default 0). Markers for the e2e test's exit count:
+ * delay=S (seconds between link up and the first round, default 0),
+ * continuous=1 (instead of rounds, one frame out and back at a time for ever,
+ * each reported on the console as "rt SEQ" or, when it has not come back
+ * within wait=T ticks of 10 ms (default 100), "lost SEQ"; gap=T ticks between
+ * round trips (default 2); "link down" / "link up" as the switch goes away and
+ * returns; the VMM is killed to end it). Markers for the e2e test's exit count:
  * "mark start" / "mark idle" / "mark done" (same length), each followed by
  * a quiet second. Ends with "virtio_net_driver passed" or "... FAILED". */
 #include "guest.h"
@@ -113,11 +118,15 @@ static void timer_stop(void)
 {
     mmio_write32(LAPIC_BASE + 0x320, 1u << 16);
 }
-static void quiet_seconds(unsigned s)
+static void quiet_ticks(unsigned n)
 {
-    unsigned until = ticks + 100 * s;
+    unsigned until = ticks + n;
     while (ticks < until)
         wait_for_irq();
+}
+static void quiet_seconds(unsigned s)
+{
+    quiet_ticks(100 * s);
 }
 
 static void msix_entry(unsigned n, unsigned vector)
@@ -206,7 +215,9 @@ static unsigned tx_reap(unsigned inflight)
     return inflight;
 }
 
-static unsigned rx_reap(const uint8_t *mac, unsigned *swapped)
+/* Counts returned frames of ours (all of them, or with want >= 0 only those
+ * whose sequence byte is want). */
+static unsigned rx_reap(const uint8_t *mac, unsigned *swapped, int want)
 {
     unsigned got = 0;
     while (rxq.last_used != *(volatile uint16_t *)&rxq.used.idx) {
@@ -214,8 +225,8 @@ static unsigned rx_reap(const uint8_t *mac, unsigned *swapped)
         struct used_elem *u = &rxq.used.ring[rxq.last_used % QSZ];
         uint16_t id = (uint16_t)u->id;
         const uint8_t *f = rxbuf[id] + HDR;
-        if (id < QSZ && u->len >= HDR + 14 && f[12] == ETHERTYPE >> 8 &&
-            f[13] == (ETHERTYPE & 0xff)) {
+        if (id < QSZ && u->len >= HDR + 15 && f[12] == ETHERTYPE >> 8 &&
+            f[13] == (ETHERTYPE & 0xff) && (want < 0 || f[14] == (uint8_t)want)) {
             got++;
             if (!memcmp(f, mac, 6))
                 (*swapped)++;
@@ -263,7 +274,7 @@ static struct round traffic(unsigned long count, unsigned long batch, const uint
         unsigned got = 0, deadline = ticks + 100;
         irq_disable();
         while (got < n && ticks < deadline) {
-            got += rx_reap(mac, &r.swapped);
+            got += rx_reap(mac, &r.swapped, -1);
             if (got < n)
                 wait_for_irq();
         }
@@ -275,6 +286,51 @@ static struct round traffic(unsigned long count, unsigned long batch, const uint
     r.irqs = rx_irqs - irqs0;
     r.ticks = ticks - start;
     return r;
+}
+
+static bool link_is_up(void)
+{
+    return mmio_read16(devcfg + 6) & 1;
+}
+
+/* continuous=1: never returns. A frame that went out before the switch died
+ * may still come back after; the sequence byte keeps it from counting for a
+ * later round trip. */
+static void continuous(const uint8_t *mac, unsigned wait, unsigned gap)
+{
+    unsigned swapped = 0;
+
+    for (unsigned long seq = 0;; seq++) {
+        if (!link_is_up()) {
+            puts("link down\n");
+            while (!link_is_up())
+                wait_for_irq();
+            puts("link up\n");
+        }
+        tx_inflight = tx_reap(tx_inflight);
+        if (tx_inflight >= QSZ) { /* the switch is not taking frames: wait */
+            printf("lost %lu\n", seq);
+            quiet_ticks(wait);
+            continue;
+        }
+        uint16_t id = (uint16_t)(tx_next++ % QSZ);
+        txbuf[id][HDR + 14] = (uint8_t)seq;
+        txq.avail.ring[txq.avail.idx % QSZ] = id;
+        barrier();
+        txq.avail.idx++;
+        tx_inflight++;
+        mmio_write16(txq.notify, 1);
+        unsigned got = 0, deadline = ticks + wait;
+        irq_disable();
+        while (!got && ticks < deadline) {
+            got = rx_reap(mac, &swapped, (int)(seq & 0xff));
+            if (!got)
+                wait_for_irq();
+        }
+        irq_enable();
+        printf(got ? "rt %lu\n" : "lost %lu\n", seq);
+        quiet_ticks(gap);
+    }
 }
 
 static void report(const char *what, const struct round *r)
@@ -363,6 +419,9 @@ int guest_main(void)
         b[HDR + 13] = ETHERTYPE & 0xff;
         txq.desc[i] = (struct desc){(uint64_t)b, HDR + FRAME, 0, 0};
     }
+
+    if (cmdline_uint("continuous", 0))
+        continuous(mac, (unsigned)cmdline_uint("wait", 100), (unsigned)cmdline_uint("gap", 2));
 
     puts("mark start\n");
     quiet_seconds(1);
