@@ -72,6 +72,8 @@ REPORTS = None  # set in main(): where ASan/UBSan write (log_path)
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import harness as h  # noqa: E402
 import vhostuser as vu  # noqa: E402
+sys.path.insert(0, HERE)
+from nat import derive_mac  # noqa: E402  (the gateway's MAC, as vswitch/l3.c makes it)
 
 GEN_CPU, SW_CPU = 0, 1
 MACS = [f"52:54:00:50:00:{i:02x}" for i in range(6)]
@@ -92,16 +94,6 @@ while True:
 
 def log(msg):
     print(f"[soak {time.monotonic() - h._T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def derive_mac(name, salt):
-    """vswitch/l3.c l3_derive_mac(): the gateway's MAC (salt 0)."""
-    x = 2166136261
-    for c in name.encode():
-        x = ((x ^ c) * 16777619) & 0xffffffff
-    x = ((x ^ salt) * 16777619) & 0xffffffff
-    return ":".join(f"{b:02x}" for b in (0x02, 0x76, x >> 24, (x >> 16) & 255,
-                                         (x >> 8) & 255, x & 255))
 
 
 def rss_fds(pid):

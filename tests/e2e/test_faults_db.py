@@ -192,4 +192,5 @@ def test():
     full_disk()
 
 
-h.main(test)
+if __name__ == "__main__":
+    h.main(test)

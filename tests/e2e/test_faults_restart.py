@@ -36,20 +36,12 @@ import time
 
 import harness as h
 import vhostuser as vu
+from test_faults_db import conf_of
 from test_vmm_net import DRIVER, VMM, Vmm
 
 LIMIT = 2.0          # seconds from "daemon ready" to every guest's first round trip
 VMM_MACS = ("52:54:00:00:20:01", "52:54:00:00:20:02")
 LIFETIME = 1500      # seconds any guest process may live (the test's own bound)
-
-
-def conf_of(sw):
-    """The configured part of `show` (no runtime status)."""
-    out = []
-    for br in sw.ctl("show")["bridges"]:
-        ports = [{k: v for k, v in p.items() if k != "status"} for p in br["ports"]]
-        out.append((br["name"], br.get("ageing"), sorted(ports, key=lambda p: p["name"])))
-    return out
 
 
 class Reflector:
