@@ -397,4 +397,5 @@ def test():
     h.step(f"idle with two QEMU guests attached: {idle:.2f}% of a core (pid {pid})")
 
 
-h.main(test)
+if __name__ == "__main__":
+    h.main(test)
