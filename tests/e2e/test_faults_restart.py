@@ -18,7 +18,10 @@ role is there:
 1. kill -9 of vswitchd under this traffic, twice; restarted with the same db:
    `show` (configured part) identical, every guest forwarding again without being
    restarted, and the time from the restarted daemon's control socket answering
-   to each guest's first round trip is at most 2 s.
+   to each guest's first round trip is at most 2 s. (Seen here: about 1.0 s for
+   vm1, vm2 and v1 — QEMU's reconnect=1 and the vmm redial once a second, and vm2's
+   pings need vm1 — and 0.2 s for v2, whose first frame after its link came up was
+   flooded before the reflector had redialled, and is retried after wait=25 ticks.)
 2. A guest killed mid-traffic (kill -9 of a vmm, then of a QEMU): the other
    guests lose no round trip (every ping sequence number answered, no "lost"
    line), vswitchd logs the disconnect, its fd and mapping counts
@@ -230,7 +233,7 @@ class Lab:
               f"mac={VMM_MACS[i]}" + (",server" if i else "")
         if i and os.path.exists(self.v2_sock):
             os.unlink(self.v2_sock)
-        v = Vmm(DRIVER, [net], cmdline="continuous=1 wait=100 gap=2", name=f"v{i + 1}",
+        v = Vmm(DRIVER, [net], cmdline="continuous=1 wait=25 gap=2", name=f"v{i + 1}",
                 max_seconds=LIFETIME)
         if i:
             h.wait_for(lambda: os.path.exists(self.v2_sock) or v.p.poll() is not None, 20,
