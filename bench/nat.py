@@ -1,49 +1,32 @@
 #!/usr/bin/python3
-"""NAT benchmark: UDP flows through SNAT, sustained Mpps beside L2 and OVS ct(nat).
+"""NAT benchmark: thousands of UDP flows through SNAT in a closed loop, Mpps beside L2 and OVS ct(nat).
 
-Default --method open (sustained): the same single testpmd on CPU 0 owns both
-virtio-user ports; after the ARP/learning burst below, only port 0 forwards, in `txonly
---txonly-multi-flow` (10.254.x.10 -> 198.51.100.9, to the gateway's MAC); port 1 is not
-polled. The figure is what the middle (CPU 1) delivers per second on its uplink side:
-egress tx packets + egress ring-full drops (vswitchd port-stats p1 tx_packets +
-drops.no_buffer; OVS `ovs-ofctl dump-ports` vu1 tx pkts + drop). A frame counted there
-has been received, translated and forwarded; the cost of copying it into a polled ring
-is not included (the same for every middle). The generator's accepted and attempted
-rates are reported too (attempted >> accepted: the middle is the bottleneck).
+The traffic source is bench/natloop (a DPDK application, built in build-dpdk) on
+CPU 0; it owns two virtio-user ports, the middle (CPU 1) joins them:
 
---method loop: the issue-4 closed loop, below (drains through vswitchd's router).
+    natloop port 0 ("guests", 10.254.64.0/18) -- a.sock --> guest side  \\  middle
+    natloop port 1 ("server" 198.51.100.9)    -- b.sock --> uplink side  /  (SNAT to 192.0.2.1)
 
-ONE testpmd (CPU 0) owns two virtio-user ports, `--forward-mode=5tswap
---port-topology=loop`: each port reflects what it receives (MACs, IPv4 addresses and
-UDP ports swapped) back out of itself. The middle (CPU 1) joins the ports:
-
-    virtio-user0 ("guest", 10.254.64.0/18) -- a.sock --> guest side  \\  middle
-    virtio-user1 ("server", 10.254.0.9)   -- b.sock --> uplink side  /  (SNAT to 192.0.2.1)
-
-A frame from port 0 is SNATed out of the uplink, port 1 swaps it into the reply
-(to 192.0.2.1), the middle un-NATs it back to port 0, which swaps it into the next
-outbound frame of the same flow. The figure is the generator's total Rx rate (both
-ports: outbound + inbound translations), Mpps. Middles alternate each round:
+Port 0 sends each flow's frame to --peer0 (the gateway's MAC, or port 1's MAC
+through a plain bridge); port 1 swaps every frame it receives into its reply;
+port 0 rewrites every reply it receives into the outbound frame of the NEXT of F
+flows (round robin), TTL restored. So every frame crosses the middle outbound and
+inbound, every pass touches another conntrack entry, and the loop never drains.
+The figure is natloop's receive rate over both ports (translations per second),
+Mpps. Middles alternate each round:
 
   vswitchd-l2   vswitchd (build-dpdk), bridge: p0 vhost-user + p1 dpdk net_vhost, L2
-  vswitchd-nat  the same two ports; network n1 on p0's VLAN with nat=p1 (ip=192.0.2.1/24
+  vswitchd-nat  the same two ports; network n1 with nat=p1 (ip=192.0.2.1/24
                 gw=192.0.2.2): every frame is routed (TTL-1) and SNATed/un-NATed
   ovs-l2        (--ovs) Open vSwitch + DPDK, NORMAL
-  ovs-nat       (--ovs) Open vSwitch + DPDK, ct(commit,nat(src=192.0.2.1)) / ct(nat)
-
-Flows: `start tx_first 16` in 5tswap with --txonly-multi-flow: DPDK 22.11 varies the
-third byte of the source address (10.254.64-127.x -> 10.254.0.9, 64 flows per burst
-position, 128 conntrack entries seen); the guest network is 10.254.64.0/18. --fill S
-runs `flowgen` first (its frames do not carry --eth-peer as destination MAC: vswitchd
-drops them as no_destination; off by default).
-Before that, one `icmpecho` burst answers the middle's ARP for the uplink's next hop.
-See bench/README.md (section nat.py), including why vswitchd-nat drains.
+  ovs-nat       (--ovs) Open vSwitch + DPDK, ct(commit,nat(src=192.0.2.1)) / ct(nat);
+                no dec_ttl unless --ovs-dec-ttl
+See bench/README.md (section nat.py).
 """
 
 import argparse
 import json
 import os
-import re
 import signal
 import statistics
 import sys
@@ -56,13 +39,13 @@ import harness as h  # noqa: E402
 import loopback  # noqa: E402
 
 GEN_CPU, MID_CPU = 0, 1
-VSWITCHD_DPDK = os.path.join(h.ROOT, "build-dpdk", "vswitch", "vswitchd")
-MAC0, MAC1 = "52:54:00:ab:00:01", "52:54:00:ab:00:02"   # virtio-user0/1
+BUILD_DPDK = os.path.join(h.ROOT, "build-dpdk")
+VSWITCHD_DPDK = os.path.join(BUILD_DPDK, "vswitch", "vswitchd")
+NATLOOP = os.path.join(BUILD_DPDK, "bench", "natloop")
+MAC0, MAC1 = "52:54:00:ab:00:01", "52:54:00:ab:00:02"   # natloop's ports 0/1
 UP_ADDR, UP_GW = "192.0.2.1", "192.0.2.2"
-TX_IP = "10.254.64.2,10.254.0.9"
-# open loop: DPDK 22.11 txonly --txonly-multi-flow sends from (dst | n << 8) + lcore,
-# n = 0..255: 256 sources 10.254.0-255.10 -> 198.51.100.9 (outside every network)
-TX_IP_OPEN = "10.254.64.2,198.51.100.9"
+GUEST_NET, GUEST_GW = "10.254.64.0/18", "10.254.64.1"
+SERVER = "198.51.100.9:5001"
 
 
 def log(msg):
@@ -88,7 +71,7 @@ class VsMiddle:
     def __init__(self, nat):
         self.nat = nat
         self.name = "vswitchd-nat" if nat else "vswitchd-l2"
-        self.peers = (GW_MAC, UP_MAC) if nat else (MAC1, MAC0)
+        self.peer0 = GW_MAC if nat else MAC1
 
     def start(self, a, b, args):
         h.VSWITCHD = VSWITCHD_DPDK
@@ -100,8 +83,9 @@ class VsMiddle:
             up += [f"ip={UP_ADDR}/24", f"gw={UP_GW}"]
         self.sw.ctl(*up, timeout=60)
         if self.nat:
-            self.sw.ctl("add-net", "n1", "bridge=br0", "subnet=10.254.64.0/18",
-                        "gateway=10.254.64.1", "nat=p1", "ct_max=1000000")
+            self.sw.ctl("add-net", "n1", "bridge=br0", f"subnet={GUEST_NET}",
+                        f"gateway={GUEST_GW}", "nat=p1",
+                        f"ct_max={min(max(65536, 2 * args.flows), 4000000)}")
         h.wait_for(lambda: os.path.exists(a) and os.path.exists(b), 10, "vswitchd's sockets")
 
     def connected(self):
@@ -110,8 +94,10 @@ class VsMiddle:
     def after(self):
         st = self.sw.ctl("port-stats")
         drops = {p: {k: v for k, v in st[p]["drops"].items() if v} for p in st}
-        flows = len(self.sw.ctl("ct-show")) if self.nat else None
-        return {"flows": flows, "drops": drops}
+        out = {"drops": {p: d for p, d in drops.items() if d}}
+        if self.nat:
+            out["ct_entries"] = len(self.sw.ctl("ct-show", timeout=120))
+        return out
 
     def stop(self):
         try:
@@ -124,14 +110,16 @@ class OvsMiddle(loopback.Ovs):
     def __init__(self, nat, dec_ttl):
         self.nat, self.dec_ttl = nat, dec_ttl
         self.name = "ovs-nat" if nat else "ovs-l2"
-        self.peers = (GW_MAC, UP_MAC) if nat else (MAC1, MAC0)
+        self.peer0 = GW_MAC if nat else MAC1
 
     def start(self, a, b, args):
         super().start(a, b, args)
         if not self.nat:
             return
+        # room for every flow (the userspace datapath's default is 3,000,000)
+        self.appctl("dpctl/ct-set-maxconns", str(max(3000000, 2 * args.flows)))
         ttl = "dec_ttl," if self.dec_ttl else ""
-        flows = f"""\
+        flows = f"""\\
 table=0,priority=10,in_port=vu0,ip,actions=ct(commit,zone=1,nat(src={UP_ADDR}),table=1)
 table=0,priority=10,in_port=vu1,ip,actions=ct(zone=1,nat,table=2)
 table=0,priority=0,actions=drop
@@ -146,143 +134,72 @@ table=2,priority=0,actions=drop
         h.sh(["ovs-ofctl", "del-flows", mgmt])
         h.sh(["ovs-ofctl", "add-flows", mgmt, path])
 
+    def appctl(self, *a, timeout=30):
+        return h.sh(["ovs-appctl", "-t", f"{self.dir}/ovs-vswitchd.ctl"] + list(a),
+                    timeout=timeout)
+
     def after(self):
         if not self.nat:
             return {}
-        r = h.sh(["ovs-appctl", "-t", f"{self.dir}/ovs-vswitchd.ctl", "dpctl/dump-conntrack"],
-                 check=False, timeout=30)
-        return {"flows": len([ln for ln in r.stdout.splitlines() if ln.startswith("udp")])}
+        r = self.appctl("dpctl/ct-stats-show", timeout=60)
+        total = [ln for ln in r.stdout.splitlines() if "Connections" in ln or "UDP" in ln]
+        udp = [int(x.split(":")[1]) for x in (ln.strip() for ln in total) if x.startswith("UDP")]
+        return {"ct_entries": udp[0] if udp else None}
 
 
-def egress(middle):
-    """The middle's counters on its uplink side: (tx_packets, ring-full drops), and its
-    guest-side ingress (rx_packets)."""
-    if isinstance(middle, VsMiddle):
-        st = middle.sw.ctl("port-stats")
-        return (st["p1"]["tx_packets"], st["p1"]["drops"].get("no_buffer", 0),
-                st["p0"]["rx_packets"])
-    # live datapath counters (Interface:statistics in the db lag by stats-update-interval)
-    r = h.sh(["ovs-ofctl", "--names", "dump-ports", f"unix:{middle.dir}/br0.mgmt"]).stdout
-    ports = {}
-    for name, body in re.findall(r'port\s+"?(\w+)"?:(.*?)(?=port\s|\Z)', r, re.S):
-        rx = re.search(r"rx pkts=(\d+)", body)
-        tx = re.search(r"tx pkts=(\d+), bytes=\d+, drop=(\d+)", body)
-        ports[name] = (int(rx.group(1)), int(tx.group(1)), int(tx.group(2)))
-    if "vu1" not in ports or "vu0" not in ports:
-        raise h.Fail(f"ovs-ofctl dump-ports: no vu0/vu1 in {r!r}")
-    return ports["vu1"][1], ports["vu1"][2], ports["vu0"][0]
+def natloop_argv(args, a, b, server, peer0, prefix):
+    eal = ["--no-pci", f"--file-prefix={prefix}", "--iova-mode=va", "-m", "1024",
+           "--lcores", f"0@{GEN_CPU}", "--log-level=user1,info"]
+    eal += ["--in-memory", "--single-file-segments"] if args.huge else ["--no-huge"]
+    for i, (s, m) in enumerate(((a, MAC0), (b, MAC1))):
+        eal += ["--vdev", h.virtio_user_vdev(i, s, server=server, queue_size=1024,
+                                             extra=f"mac={m}")]
+    app = ["--peer0", peer0, "--flows", str(args.flows), "--inflight", str(args.inflight),
+           "--guests", str(args.guests), "--guest-net", GUEST_NET, "--server", SERVER,
+           "--warmup", str(args.warmup), "--seconds", str(args.seconds),
+           "--prime-timeout", "30"]
+    return [NATLOOP] + eal + ["--"] + app
 
 
-def tx_total(gen):
-    """testpmd's forwarding TX-total (accepted + refused by a full ring) so far."""
-    m = re.findall(r"TX-total:\s*(\d+)", gen.cmd("show fwd stats all"))
-    return int(m[-1]) if m else 0
-
-
-def measure_open(middle, args):
-    """Open loop: testpmd txonly on port 0 only (port 1 is left unpolled); the figure is
-    what the middle delivers per second on the uplink side (tx + ring-full drops)."""
-    d = h.tempdir("vs-nat-")
-    a, b = os.path.join(d, "a.sock"), os.path.join(d, "b.sock")
-    gen = None
-    try:
-        if not middle.frontend_server:
-            middle.start(a, b, args)
-        vdevs = [h.virtio_user_vdev(i, s, server=middle.frontend_server, queue_size=1024,
-                                    extra=f"mac={m}")
-                 for i, (s, m) in enumerate(((a, MAC0), (b, MAC1)))]
-        app = ["--port-topology=loop", f"--eth-peer=0,{middle.peers[0]}",
-               f"--eth-peer=1,{middle.peers[1]}", f"--tx-ip={TX_IP_OPEN}",
-               "--txonly-multi-flow"]
-        gen = h.Testpmd(vdevs, forward_mode="icmpecho", lcores=f"0@{GEN_CPU},1@{GEN_CPU}",
-                        huge=args.huge, name="generator", extra_app=app,
-                        wait=not middle.frontend_server)
-        if middle.frontend_server:
-            h.wait_for(lambda: os.path.exists(a), 20, "generator's first socket")
-            middle.start(a, b, args)
-            gen.wait_ready(60)
-        h.wait_for(middle.connected, 20, f"{middle.name} connected")
-        time.sleep(1)
-        # both ports: one burst each (the L2 middles learn MAC1 on p1), icmpecho answers
-        # vswitchd's ARP for the next hop 192.0.2.2 on the uplink
-        gen.start(tx_first=1)
-        time.sleep(0.5)
-        gen.stop()
-        gen.cmd("set portlist 0")          # only port 0 forwards (transmits) from now on
-        gen.cmd("set fwd txonly")
-        gen.start()
-        time.sleep(args.warmup)
-        e0, s0, a0, t0 = egress(middle), gen.stats(), tx_total(gen), time.monotonic()
-        time.sleep(args.seconds)
-        e1, s1, a1, t1 = egress(middle), gen.stats(), tx_total(gen), time.monotonic()
-        gen.stop()
-        dt = t1 - t0
-        tx, full, rx = (e1[i] - e0[i] for i in range(3))
-        offered = (s1[0]["tx_packets"] - s0[0]["tx_packets"]) / dt / 1e6
-        extra = middle.after()
-        extra.update({"offered_mpps": round(offered, 3),
-                      "attempted_mpps": round((a1 - a0) / dt / 1e6, 3),
-                      "middle_rx_mpps": round(rx / dt / 1e6, 3),
-                      "uplink_tx_mpps": round(tx / dt / 1e6, 3),
-                      "uplink_full_mpps": round(full / dt / 1e6, 3)})
-        return (tx + full) / dt / 1e6, extra
-    finally:
-        if gen:
-            gen.close()
-        try:
-            middle.stop()
-        except Exception:
-            pass
+def natloop_result(gen):
+    for ln in reversed(gen.output().splitlines()):
+        if ln.startswith('{"natloop"'):
+            return json.loads(ln)["natloop"]
+    return None
 
 
 def measure(middle, args):
-    if args.method == "open":
-        return measure_open(middle, args)
+    """One run: (Mpps over both of natloop's ports, details)."""
     d = h.tempdir("vs-nat-")
     a, b = os.path.join(d, "a.sock"), os.path.join(d, "b.sock")
     gen = None
     try:
         if not middle.frontend_server:
             middle.start(a, b, args)
-        vdevs = [h.virtio_user_vdev(i, s, server=middle.frontend_server, queue_size=1024,
-                                    extra=f"mac={m}")
-                 for i, (s, m) in enumerate(((a, MAC0), (b, MAC1)))]
-        app = ["--port-topology=loop", f"--eth-peer=0,{middle.peers[0]}",
-               f"--eth-peer=1,{middle.peers[1]}", f"--tx-ip={TX_IP}", "--txonly-multi-flow"]
-        gen = h.Testpmd(vdevs, forward_mode="5tswap", lcores=f"0@{GEN_CPU},1@{GEN_CPU}",
-                        huge=args.huge, name="generator", extra_app=app,
-                        wait=not middle.frontend_server)
+        argv = natloop_argv(args, a, b, middle.frontend_server, middle.peer0,
+                            f"vsnat{os.getpid()}")
+        budget = 30 + args.warmup + args.seconds + 60
+        gen = h.Proc(argv, "natloop", max_seconds=budget + 60, kill_signal="INT")
         if middle.frontend_server:
-            h.wait_for(lambda: os.path.exists(a), 20, "generator's first socket")
+            # virtio-user server=1: the middle must connect to a before b appears
+            h.wait_for(lambda: os.path.exists(a) or not gen.alive(), 20,
+                       "natloop's first socket")
             middle.start(a, b, args)
-            gen.wait_ready(60)
-        h.wait_for(middle.connected, 20, f"{middle.name} connected")
-        time.sleep(1)
-        # the next hop's ARP (vswitchd asks for 192.0.2.2 on the uplink): icmpecho answers
-        gen.cmd("set fwd icmpecho")
-        gen.start(tx_first=1)
-        time.sleep(0.5)
-        gen.stop()
-        if args.fill > 0:
-            gen.cmd("set fwd flowgen")
-            gen.cmd("start")
-            time.sleep(args.fill)
-            gen.stop()
-        gen.cmd("set fwd 5tswap")
-        gen.start(tx_first=16)
-        time.sleep(args.warmup)
-        s0, t0 = gen.stats(), time.monotonic()
-        time.sleep(args.seconds)
-        s1, t1 = gen.stats(), time.monotonic()
-        rx = {p: s1[p]["rx_packets"] - s0[p]["rx_packets"] for p in s1}
-        mpps = sum(rx.values()) / (t1 - t0) / 1e6
-        gen.stop()
+        h.wait_for(lambda: not gen.alive(), budget, "natloop to finish")
+        res = natloop_result(gen)
+        if gen.p.returncode != 0 or not res or not res["complete"]:
+            raise h.Fail(f"natloop rc={gen.p.returncode}:\n{gen.tail(12)}")
         extra = middle.after()
-        extra["rx_mpps_per_port"] = {p: round(v / (t1 - t0) / 1e6, 3) for p, v in rx.items()}
-        return mpps, extra
+        p0, p1 = res["ports"]
+        extra.update({"rx_mpps_per_port": [p0["rx_mpps"], p1["rx_mpps"]],
+                      "distinct_flows": res["distinct_flows"], "injected": res["injected"],
+                      "natted": p1["natted"], "unexpected": p0["unexpected"],
+                      "tx_refused": [p0["tx_refused"], p1["tx_refused"]],
+                      "stray": [p0["stray"], p1["stray"]]})
+        return res["rx_mpps"], extra
     finally:
         if gen:
-            gen.close()
+            gen.stop(signal.SIGINT)
         try:
             middle.stop()
         except Exception:
@@ -291,14 +208,13 @@ def measure(middle, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--method", choices=("open", "loop"), default="open",
-                    help="open: txonly on the guest port, the middle's uplink output is "
-                         "the figure (default); loop: the issue-4 5tswap loop (drains "
-                         "through vswitchd's router)")
+    ap.add_argument("--flows", type=int, default=8192, help="flows in the loop (8192)")
+    ap.add_argument("--inflight", type=int, default=512, help="frames in the loop (512)")
+    ap.add_argument("--guests", type=int, default=256,
+                    help="guest addresses the flows are spread over (256)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=2)
-    ap.add_argument("--fill", type=float, default=0, help="seconds of flowgen before 5tswap")
     ap.add_argument("--ovs", action="store_true", help="also Open vSwitch with DPDK")
     ap.add_argument("--ovs-dec-ttl", action="store_true",
                     help="ovs-nat also decrements TTL (as the vswitchd router does)")
@@ -309,9 +225,11 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("nat.py: run as root")
-    if not os.access(VSWITCHD_DPDK, os.X_OK):
-        print(f"not run: {VSWITCHD_DPDK} not built (meson setup build-dpdk -Ddpdk=enabled)")
-        sys.exit(77)
+    for path in (VSWITCHD_DPDK, NATLOOP):
+        if not os.access(path, os.X_OK):
+            print(f"not run: {path} not built (meson setup build-dpdk -Ddpdk=enabled; "
+                  "ninja -C build-dpdk)")
+            sys.exit(77)
     middles = [VsMiddle(False), VsMiddle(True)]
     if args.ovs or (args.only and "ovs" in args.only):
         if loopback.Ovs.available():
@@ -341,38 +259,37 @@ def main():
             h.cleanup()
 
     med = {n: statistics.median(v) if v else 0.0 for n, v in results.items()}
-    base = med.get("vswitchd-l2") or 0.0
-    ratios = {n: (med[n] / base if base else None) for n in med}
+    pairs = (("vswitchd-nat", "vswitchd-l2"), ("ovs-nat", "ovs-l2"),
+             ("vswitchd-nat", "ovs-nat"), ("vswitchd-l2", "ovs-l2"))
+    ratios = {f"{a}/{b}": med[a] / med[b] for a, b in pairs if med.get(a) and med.get(b)}
+    ct = {n: [x.get("ct_entries") for x in info[n]] for n in results
+          if any("ct_entries" in x for x in info[n])}
     out = {"unit": "Mpps", "seconds": args.seconds, "rounds": args.rounds,
-           "method": args.method, "results": results, "median": med,
-           "ratio_to_vswitchd_l2": ratios,
-           "details": info, "failed": {n: e for n, e in errors.items() if e}}
+           "flows": args.flows, "inflight": args.inflight,
+           "ovs_dec_ttl": args.ovs_dec_ttl, "results": results, "median": med,
+           "ratios": ratios, "ct_entries": ct, "details": info,
+           "failed": {n: e for n, e in errors.items() if e}}
     if args.json:
         print(json.dumps(out, indent=2))
         return
     hdr = "middle        " + "".join(f"  round{i + 1:<3d}" for i in range(args.rounds)) + \
-        "    median  vs vswitchd-l2"
+        "    median  ct entries"
     print(hdr)
     print("-" * len(hdr))
     for n, v in results.items():
-        ratio = f"{ratios[n]:9.2f}x" if ratios[n] is not None else "        -"
-        print(f"{n:13s} " + "".join(f"{x:10.2f}" for x in v) + f"{med[n]:10.2f}   {ratio}"
+        cts = "/".join(str(x) for x in ct.get(n, [])) or "-"
+        print(f"{n:13s} " + "".join(f"{x:10.2f}" for x in v) + f"{med[n]:10.2f}  {cts}"
               + ("  (some rounds failed)" if errors[n] else ""))
     for n, e in errors.items():
         if e:
             print(f"{n}: {e[0]}")
-    for num, den in (("vswitchd-nat", "vswitchd-l2"), ("ovs-nat", "ovs-l2"),
-                     ("vswitchd-nat", "ovs-nat"), ("vswitchd-l2", "ovs-l2")):
-        if med.get(num) and med.get(den):
-            print(f"{num}/{den} = {med[num] / med[den]:.2f}")
-    if args.method == "open":
-        for n in results:
-            d = [x for x in info[n] if x.get("offered_mpps") is not None]
-            if d:
-                print(f"{n}: generator offered (accepted) "
-                      f"{statistics.median(x['offered_mpps'] for x in d):.2f} Mpps of "
-                      f"{statistics.median(x['attempted_mpps'] for x in d):.2f} attempted; "
-                      f"flows {d[-1].get('flows')}")
+    for k, v in ratios.items():
+        print(f"{k} = {v:.2f}")
+    print(f"flows {args.flows}, {args.inflight} frames in flight; Mpps = natloop's receive "
+          "rate over both ports (outbound + inbound translations)")
+    if "ovs-nat" in results and not args.ovs_dec_ttl:
+        print("ovs-nat forwards without dec_ttl (vswitchd-nat routes: TTL-1 both ways); "
+              "--ovs-dec-ttl adds it")
 
 
 if __name__ == "__main__":
