@@ -119,7 +119,7 @@ class OvsMiddle(loopback.Ovs):
         # room for every flow (the userspace datapath's default is 3,000,000)
         self.appctl("dpctl/ct-set-maxconns", str(max(3000000, 2 * args.flows)))
         ttl = "dec_ttl," if self.dec_ttl else ""
-        flows = f"""\\
+        flows = f"""\
 table=0,priority=10,in_port=vu0,ip,actions=ct(commit,zone=1,nat(src={UP_ADDR}),table=1)
 table=0,priority=10,in_port=vu1,ip,actions=ct(zone=1,nat,table=2)
 table=0,priority=0,actions=drop
