@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 sys.path.insert(0, HERE)
 import harness as h  # noqa: E402
 import loopback  # noqa: E402
+import vxlan  # noqa: E402  (middle_cpu)
 
 GEN_CPU, MID_CPU = 0, 1
 BUILD_DPDK = os.path.join(h.ROOT, "build-dpdk")
@@ -178,20 +179,28 @@ def measure(middle, args):
             middle.start(a, b, args)
         argv = natloop_argv(args, a, b, middle.frontend_server, middle.peer0,
                             f"vsnat{os.getpid()}")
-        budget = 30 + args.warmup + args.seconds + 60
-        gen = h.Proc(argv, "natloop", max_seconds=budget + 60, kill_signal="INT")
+        gen = h.Proc(argv, "natloop", max_seconds=args.warmup + args.seconds + 180,
+                     kill_signal="INT")
         if middle.frontend_server:
             # virtio-user server=1: the middle must connect to a before b appears
             h.wait_for(lambda: os.path.exists(a) or not gen.alive(), 20,
                        "natloop's first socket")
             middle.start(a, b, args)
-        h.wait_for(lambda: not gen.alive(), budget, "natloop to finish")
+        # the middle's CPU time over natloop's window (the machine is shared)
+        h.wait_for(lambda: "natloop: measuring" in gen.output() or not gen.alive(),
+                   30 + args.warmup + 30, "natloop's measuring window")
+        c0, t0 = vxlan.middle_cpu(middle), time.monotonic()
+        h.wait_for(lambda: "natloop: measured" in gen.output() or not gen.alive(),
+                   args.seconds + 30, "natloop's measuring window to end")
+        c1, t1 = vxlan.middle_cpu(middle), time.monotonic()
+        h.wait_for(lambda: not gen.alive(), 60, "natloop to finish")
         res = natloop_result(gen)
         if gen.p.returncode != 0 or not res or not res["complete"]:
             raise h.Fail(f"natloop rc={gen.p.returncode}:\n{gen.tail(12)}")
         extra = middle.after()
         p0, p1 = res["ports"]
-        extra.update({"rx_mpps_per_port": [p0["rx_mpps"], p1["rx_mpps"]],
+        extra.update({"middle_cpu": round((c1 - c0) / (t1 - t0), 3),
+                      "rx_mpps_per_port": [p0["rx_mpps"], p1["rx_mpps"]],
                       "distinct_flows": res["distinct_flows"], "injected": res["injected"],
                       "natted": p1["natted"], "unexpected": p0["unexpected"],
                       "tx_refused": [p0["tx_refused"], p1["tx_refused"]],
@@ -259,32 +268,40 @@ def main():
             h.cleanup()
 
     med = {n: statistics.median(v) if v else 0.0 for n, v in results.items()}
+    # Mpps per CPU-second the middle got: steadier than Mpps when others share CPU 1
+    per_cpu = {n: [x / d["middle_cpu"] for x, d in zip(v, info[n]) if d.get("middle_cpu")]
+               for n, v in results.items()}
+    med_cpu = {n: statistics.median(v) if v else 0.0 for n, v in per_cpu.items()}
     pairs = (("vswitchd-nat", "vswitchd-l2"), ("ovs-nat", "ovs-l2"),
              ("vswitchd-nat", "ovs-nat"), ("vswitchd-l2", "ovs-l2"))
     ratios = {f"{a}/{b}": med[a] / med[b] for a, b in pairs if med.get(a) and med.get(b)}
+    ratios_cpu = {f"{a}/{b}": med_cpu[a] / med_cpu[b] for a, b in pairs
+                  if med_cpu.get(a) and med_cpu.get(b)}
     ct = {n: [x.get("ct_entries") for x in info[n]] for n in results
           if any("ct_entries" in x for x in info[n])}
     out = {"unit": "Mpps", "seconds": args.seconds, "rounds": args.rounds,
            "flows": args.flows, "inflight": args.inflight,
            "ovs_dec_ttl": args.ovs_dec_ttl, "results": results, "median": med,
-           "ratios": ratios, "ct_entries": ct, "details": info,
+           "ratios": ratios, "mpps_per_cpu": per_cpu, "median_mpps_per_cpu": med_cpu,
+           "ratios_per_cpu": ratios_cpu, "ct_entries": ct, "details": info,
            "failed": {n: e for n, e in errors.items() if e}}
     if args.json:
         print(json.dumps(out, indent=2))
         return
     hdr = "middle        " + "".join(f"  round{i + 1:<3d}" for i in range(args.rounds)) + \
-        "    median  ct entries"
+        "    median  Mpps/CPU  ct entries"
     print(hdr)
     print("-" * len(hdr))
     for n, v in results.items():
         cts = "/".join(str(x) for x in ct.get(n, [])) or "-"
-        print(f"{n:13s} " + "".join(f"{x:10.2f}" for x in v) + f"{med[n]:10.2f}  {cts}"
-              + ("  (some rounds failed)" if errors[n] else ""))
+        print(f"{n:13s} " + "".join(f"{x:10.2f}" for x in v) + f"{med[n]:10.2f}"
+              f"{med_cpu[n]:10.2f}  {cts}" + ("  (some rounds failed)" if errors[n] else ""))
     for n, e in errors.items():
         if e:
             print(f"{n}: {e[0]}")
     for k, v in ratios.items():
-        print(f"{k} = {v:.2f}")
+        print(f"{k} = {v:.2f} (per CPU {ratios_cpu[k]:.2f})" if k in ratios_cpu else
+              f"{k} = {v:.2f}")
     print(f"flows {args.flows}, {args.inflight} frames in flight; Mpps = natloop's receive "
           "rate over both ports (outbound + inbound translations)")
     if "ovs-nat" in results and not args.ovs_dec_ttl:

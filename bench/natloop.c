@@ -44,12 +44,13 @@
 #include <rte_mbuf.h>
 #include <rte_udp.h>
 
-#define BURST       32
-#define BACKLOG     1024 /* per port: frames a full ring refused, retried */
-#define RING_DESC   1024
-#define LOOP_TTL    64
-#define HDR_LEN     (RTE_ETHER_HDR_LEN + sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_udp_hdr))
-#define MAX_FLOWS   (1u << 22)
+#define BURST     32
+#define BACKLOG   1024 /* per port: frames a full ring refused, retried */
+#define RING_DESC 1024
+#define LOOP_TTL  64
+#define HDR_LEN                                                                          \
+    (RTE_ETHER_HDR_LEN + sizeof(struct rte_ipv4_hdr) + sizeof(struct rte_udp_hdr))
+#define MAX_FLOWS    (1u << 22)
 #define MAX_INFLIGHT 4096
 
 struct natloop_opts {
@@ -96,21 +97,22 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: natloop EAL-ARGS -- --peer0 MAC [options]\n"
-            "  --peer0 MAC          destination MAC of port 0's frames (the gateway,\n"
-            "                       or port 1's MAC through a plain bridge)\n"
-            "  --flows F            flows in the table, 1-%u (8192)\n"
-            "  --inflight N         frames put into the loop, 1-%u (512)\n"
-            "  --guests G           guest addresses the flows are spread over (256)\n"
-            "  --guest-net CIDR     the guests' network (10.254.64.0/18)\n"
-            "  --server IP:PORT     the server every flow talks to (198.51.100.9:5001)\n"
-            "  --sport BASE         first guest UDP port (10000)\n"
-            "  --size BYTES         frame length without FCS, 60-1514 (64)\n"
-            "  --warmup S           seconds after the loop is filled, before measuring (2)\n"
-            "  --seconds S          measuring window (5)\n"
-            "  --prime-timeout S    give up when no frame has come round by then (20)\n",
-            MAX_FLOWS, MAX_INFLIGHT);
+    fprintf(
+        f,
+        "usage: natloop EAL-ARGS -- --peer0 MAC [options]\n"
+        "  --peer0 MAC          destination MAC of port 0's frames (the gateway,\n"
+        "                       or port 1's MAC through a plain bridge)\n"
+        "  --flows F            flows in the table, 1-%u (8192)\n"
+        "  --inflight N         frames put into the loop, 1-%u (512)\n"
+        "  --guests G           guest addresses the flows are spread over (256)\n"
+        "  --guest-net CIDR     the guests' network (10.254.64.0/18)\n"
+        "  --server IP:PORT     the server every flow talks to (198.51.100.9:5001)\n"
+        "  --sport BASE         first guest UDP port (10000)\n"
+        "  --size BYTES         frame length without FCS, 60-1514 (64)\n"
+        "  --warmup S           seconds after the loop is filled, before measuring (2)\n"
+        "  --seconds S          measuring window (5)\n"
+        "  --prime-timeout S    give up when no frame has come round by then (20)\n",
+        MAX_FLOWS, MAX_INFLIGHT);
 }
 
 static bool parse_u32_arg(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -203,11 +205,18 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
     uint32_t v;
     int c, li = -1;
 
-    *o = (struct natloop_opts){.flows = 8192, .inflight = 512, .guests = 256,
-                               .guest_net = 0x0afe4000, .guest_mask = 0xffffc000,
-                               .server_ip = 0xc6336409, .server_port = 5001,
-                               .sport_base = 10000, .size = 64, .warmup = 2,
-                               .seconds = 5, .prime_timeout = 20};
+    *o = (struct natloop_opts){.flows = 8192,
+                               .inflight = 512,
+                               .guests = 256,
+                               .guest_net = 0x0afe4000,
+                               .guest_mask = 0xffffc000,
+                               .server_ip = 0xc6336409,
+                               .server_port = 5001,
+                               .sport_base = 10000,
+                               .size = 64,
+                               .warmup = 2,
+                               .seconds = 5,
+                               .prime_timeout = 20};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
         const char *a = optarg;
@@ -277,12 +286,14 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
         return 2;
     }
     if (!o->have_peer0) {
-        fprintf(stderr, "natloop: --peer0 MAC is required (the middle's MAC for port 0)\n");
+        fprintf(stderr,
+                "natloop: --peer0 MAC is required (the middle's MAC for port 0)\n");
         return 2;
     }
     /* guest hosts .2 onwards of the network, below its broadcast address */
     if ((uint64_t)o->guests + 2 > (uint64_t)~o->guest_mask) {
-        fprintf(stderr, "natloop: --guests %" PRIu32 " does not fit in the guest network\n",
+        fprintf(stderr,
+                "natloop: --guests %" PRIu32 " does not fit in the guest network\n",
                 o->guests);
         return 2;
     }
@@ -381,7 +392,8 @@ static struct rte_ipv4_hdr *udp4_of(struct rte_mbuf *m, struct rte_udp_hdr **udp
         ip->next_proto_id != IPPROTO_UDP)
         return NULL;
     ihl = rte_ipv4_hdr_len(ip);
-    if (ihl < sizeof *ip || rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN + ihl + sizeof **udp)
+    if (ihl < sizeof *ip ||
+        rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN + ihl + sizeof **udp)
         return NULL;
     *udp = (struct rte_udp_hdr *)((uint8_t *)ip + ihl);
     return ip;
@@ -504,7 +516,8 @@ static int port_init(struct natloop *nl, unsigned pi, uint16_t id)
     if ((r = rte_eth_dev_configure(id, 1, 1, &conf)) < 0 ||
         (r = rte_eth_rx_queue_setup(id, 0, RING_DESC, rte_eth_dev_socket_id(id), NULL,
                                     nl->pool)) < 0 ||
-        (r = rte_eth_tx_queue_setup(id, 0, RING_DESC, rte_eth_dev_socket_id(id), NULL)) < 0 ||
+        (r = rte_eth_tx_queue_setup(id, 0, RING_DESC, rte_eth_dev_socket_id(id), NULL)) <
+            0 ||
         (r = rte_eth_macaddr_get(id, &lp->mac)) < 0 || (r = rte_eth_dev_start(id)) < 0) {
         fprintf(stderr, "natloop: port %u: %s\n", pi, rte_strerror(-r));
         return -1;
@@ -544,14 +557,15 @@ static void print_result(const struct natloop *nl, enum phase ph,
            ", \"injected\": %" PRIu64 ", \"size\": %" PRIu16 ", \"seconds\": %.3f"
            ", \"rx_mpps\": %.4f, \"ports\": [",
            ph == DONE ? "true" : "false", phase_name[ph], nl->o.flows, distinct_flows(nl),
-           nl->o.inflight, nl->injected, nl->o.size, (double)cyc / (double)rte_get_tsc_hz(),
-           total);
+           nl->o.inflight, nl->injected, nl->o.size,
+           (double)cyc / (double)rte_get_tsc_hz(), total);
     for (unsigned pi = 0; pi < 2; pi++) {
         const struct loop_port *lp = &nl->port[pi];
         rte_ether_format_addr(mac, sizeof mac, &lp->mac);
         printf("%s{\"port\": %u, \"mac\": \"%s\", \"rx_mpps\": %.4f, \"tx_mpps\": %.4f, "
                "\"rx\": %" PRIu64 ", \"tx\": %" PRIu64 ", \"tx_refused\": %" PRIu64
-               ", \"arp_replies\": %" PRIu64 ", \"stray\": %" PRIu64 ", \"%s\": %" PRIu64 "}",
+               ", \"arp_replies\": %" PRIu64 ", \"stray\": %" PRIu64 ", \"%s\": %" PRIu64
+               "}",
                pi ? ", " : "", pi, mac, mpps(lp->st.rx - w0[pi].rx, cyc),
                mpps(lp->st.tx - w0[pi].tx, cyc), lp->st.rx, lp->st.tx, lp->st.tx_refused,
                lp->st.arp_replies, lp->st.stray, pi ? "natted" : "unexpected",
@@ -567,7 +581,8 @@ static int natloop_run(struct natloop *nl)
 {
     const uint64_t hz = rte_get_tsc_hz();
     struct loop_port_stats w0[2] = {0}, last[2] = {0};
-    uint64_t now = rte_rdtsc(), start = now, phase_end = now + (uint64_t)(nl->o.prime_timeout * hz);
+    uint64_t now = rte_rdtsc(), start = now,
+             phase_end = now + (uint64_t)(nl->o.prime_timeout * hz);
     uint64_t next_prime = now, next_report = now + hz, t0 = now, t1 = now;
     unsigned to_fill = nl->o.inflight;
     enum phase ph = PRIME;
@@ -578,7 +593,8 @@ static int natloop_run(struct natloop *nl)
         now = rte_rdtsc();
         switch (ph) {
         case PRIME:
-            if (nl->port[0].st.rx - nl->port[0].st.stray - nl->port[0].st.arp_replies > 0) {
+            if (nl->port[0].st.rx - nl->port[0].st.stray - nl->port[0].st.arp_replies >
+                0) {
                 to_fill -= to_fill > nl->injected ? (unsigned)nl->injected : to_fill;
                 ph = FILL;
             } else if (now >= phase_end) {
@@ -604,9 +620,10 @@ static int natloop_run(struct natloop *nl)
             break;
         case WARMUP:
             if (now >= phase_end) {
-                memcpy(w0, (struct loop_port_stats[2]){nl->port[0].st, nl->port[1].st},
-                       sizeof w0);
+                w0[0] = nl->port[0].st;
+                w0[1] = nl->port[1].st;
                 t0 = now;
+                fprintf(stderr, "natloop: measuring\n"); /* nat.py samples the middle */
                 phase_end = now + (uint64_t)(nl->o.seconds * hz);
                 ph = MEASURE;
             }
@@ -615,6 +632,7 @@ static int natloop_run(struct natloop *nl)
             if (now >= phase_end) {
                 t1 = now;
                 ph = DONE;
+                fprintf(stderr, "natloop: measured\n");
             }
             break;
         case DONE:

@@ -253,13 +253,15 @@ enum ct_tcp_state ct_tcp_next(enum ct_tcp_state s, int dir, uint8_t flags);
 bool ct_conn_update(struct ct_conn *c, int dir, uint8_t tcp_flags, uint32_t len,
                     uint32_t now);
 /* Control thread: removes expired connections (all with flush; only those of
- * owner if not NULL). Returns how many. */
+ * owner if not NULL), then sizes the hash tables for what is left (ct_buckets:
+ * the bucket count, at least one per node). Returns how many were removed. */
 size_t ct_expire(struct ct_table *t, uint32_t now, bool flush,
                  const struct l3_net_state *owner);
 /* Control thread: [{proto, state, orig:{src,sport,dst,dport}, reply:{...},
  * expires_in, packets, bytes, net}] */
 json_t *ct_dump(struct ct_table *t, uint32_t now, const struct l3_net_state *owner);
 size_t ct_count(struct ct_table *t);
+size_t ct_buckets(const struct ct_table *t);
 
 /* ---- nat.c ---- */
 

@@ -164,6 +164,38 @@ static void test_empty_table_walks(void **state)
     ct_destroy(t);
 }
 
+/* The tables grow with their content at the control thread's tick and
+ * shrink once it is gone; every connection stays reachable both ways across
+ * each resize. (liburcu's lazy auto-resize could stop growing at 2048.) */
+static void test_buckets_follow_count(void **state)
+{
+    struct ct_table *t = ct_create(1024, 65535);
+    const int n = 20000; /* 40000 nodes: 65536 buckets */
+    struct ct_tuple r;
+    int why = -1, dir;
+    (void)state;
+    init_owner(&owner, "n1");
+    assert_int_equal(ct_buckets(t), 1024);
+    for (int i = 0; i < n; i++)
+        assert_non_null(snat(t, 17, IP4(10, 1, i >> 8, i & 255), 4000, IP4(1, 1, 1, 1), 53,
+                             n, &why, &r));
+    assert_int_equal(ct_expire(t, 100, false, NULL), 0);
+    assert_int_equal(ct_buckets(t), 65536);
+    for (int i = 0; i < n; i++) {
+        struct ct_tuple k = {.src = IP4(10, 1, i >> 8, i & 255), .dst = IP4(1, 1, 1, 1),
+                             .sport = 4000, .dport = 53, .proto = 17};
+        struct ct_conn *c = ct_lookup(t, &k, &dir);
+        assert_non_null(c);
+        assert_int_equal(dir, 0);
+        assert_ptr_equal(ct_lookup(t, ct_conn_tuple(c, 1), &dir), c);
+        assert_int_equal(dir, 1);
+    }
+    /* all gone: back to the minimum */
+    assert_int_equal(ct_expire(t, 0, true, NULL), n);
+    assert_int_equal(ct_buckets(t), 1024);
+    ct_destroy(t);
+}
+
 int main(void)
 {
     rcu_register_thread();
@@ -172,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_snat_ports),
         cmocka_unit_test(test_limit_expiry_owner),
         cmocka_unit_test(test_empty_table_walks),
+        cmocka_unit_test(test_buckets_follow_count),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     rcu_unregister_thread();
