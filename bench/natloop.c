@@ -141,46 +141,21 @@ static bool parse_seconds(const char *s, double lo, double *out)
     return true;
 }
 
-static bool parse_ip(const char *s, uint32_t *out)
+/* "IP<sep>N": an IPv4 address (host order) and a number in [lo, hi]. */
+static bool parse_ip_and_u32(const char *s, char sep, uint32_t lo, uint32_t hi,
+                             uint32_t *ip, uint32_t *n)
 {
+    char buf[INET_ADDRSTRLEN];
+    const char *at = strchr(s, sep);
     struct in_addr a;
 
-    if (inet_pton(AF_INET, s, &a) != 1)
+    if (!at || (size_t)(at - s) >= sizeof buf)
         return false;
-    *out = ntohl(a.s_addr);
-    return true;
-}
-
-static bool parse_cidr(const char *s, uint32_t *net, uint32_t *mask)
-{
-    char buf[32];
-    const char *slash = strchr(s, '/');
-    uint32_t len, ip;
-
-    if (!slash || (size_t)(slash - s) >= sizeof buf)
+    memcpy(buf, s, (size_t)(at - s));
+    buf[at - s] = '\0';
+    if (inet_pton(AF_INET, buf, &a) != 1 || !parse_u32_arg(at + 1, lo, hi, n))
         return false;
-    memcpy(buf, s, (size_t)(slash - s));
-    buf[slash - s] = '\0';
-    if (!parse_ip(buf, &ip) || !parse_u32_arg(slash + 1, 8, 30, &len))
-        return false;
-    *mask = ~0u << (32 - len);
-    *net = ip & *mask;
-    return true;
-}
-
-static bool parse_endpoint(const char *s, uint32_t *ip, uint16_t *port)
-{
-    char buf[32];
-    const char *colon = strchr(s, ':');
-    uint32_t p;
-
-    if (!colon || (size_t)(colon - s) >= sizeof buf)
-        return false;
-    memcpy(buf, s, (size_t)(colon - s));
-    buf[colon - s] = '\0';
-    if (!parse_ip(buf, ip) || !parse_u32_arg(colon + 1, 1, 65535, &p))
-        return false;
-    *port = (uint16_t)p;
+    *ip = ntohl(a.s_addr);
     return true;
 }
 
@@ -239,12 +214,15 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
                 goto bad;
             break;
         case 'G':
-            if (!parse_cidr(a, &o->guest_net, &o->guest_mask))
+            if (!parse_ip_and_u32(a, '/', 8, 30, &o->guest_net, &v))
                 goto bad;
+            o->guest_mask = ~0u << (32 - v);
+            o->guest_net &= o->guest_mask;
             break;
         case 's':
-            if (!parse_endpoint(a, &o->server_ip, &o->server_port))
+            if (!parse_ip_and_u32(a, ':', 1, 65535, &o->server_ip, &v))
                 goto bad;
+            o->server_port = (uint16_t)v;
             break;
         case 'b':
             if (!parse_u32_arg(a, 1, 65535, &v))
