@@ -40,7 +40,8 @@ import loopback  # noqa: E402
 import vxlan  # noqa: E402  (middle_cpu)
 
 GEN_CPU, MID_CPU = 0, 1
-BUILD_DPDK = os.path.join(h.ROOT, "build-dpdk")
+# VSWITCH_BUILD_DPDK: another DPDK build (e.g. one with -Dsanitize=true)
+BUILD_DPDK = os.environ.get("VSWITCH_BUILD_DPDK", os.path.join(h.ROOT, "build-dpdk"))
 VSWITCHD_DPDK = os.path.join(BUILD_DPDK, "vswitch", "vswitchd")
 NATLOOP = os.path.join(BUILD_DPDK, "bench", "natloop")
 MAC0, MAC1 = "52:54:00:ab:00:01", "52:54:00:ab:00:02"   # natloop's ports 0/1
