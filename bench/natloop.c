@@ -19,7 +19,7 @@
  *
  *   natloop EAL-ARGS -- --peer0 MAC [--flows F] [--inflight N] [--guests G]
  *           [--guest-net CIDR] [--server IP:PORT] [--size BYTES] [--warmup S]
- *           [--seconds S] [--prime-timeout S]
+ *           [--seconds S] [--timeout S]
  *
  * Progress goes to stderr once a second; the result is one JSON line on stdout.
  * See bench/README.md (nat.py). */
@@ -60,7 +60,8 @@ struct natloop_opts {
     uint32_t guest_net, guest_mask; /* host order */
     uint32_t server_ip;             /* host order */
     uint16_t server_port, sport_base, size;
-    double warmup, seconds, prime_timeout;
+    double warmup, seconds;
+    uint32_t timeout; /* s without a frame coming round: give up */
 };
 
 struct loop_port_stats {
@@ -85,6 +86,7 @@ struct natloop {
     uint64_t *sent_map;      /* flows sent at least once */
     uint32_t next_flow;
     uint64_t injected;
+    uint64_t flows_sent; /* distinct flows sent so far */
 };
 
 static volatile sig_atomic_t quit;
@@ -109,9 +111,11 @@ static void usage(FILE *f)
         "  --server IP:PORT     the server every flow talks to (198.51.100.9:5001)\n"
         "  --sport BASE         first guest UDP port (10000)\n"
         "  --size BYTES         frame length without FCS, 60-1514 (64)\n"
-        "  --warmup S           seconds after the loop is filled, before measuring (2)\n"
+        "  --warmup S           seconds after the loop is filled, before measuring, and\n"
+        "                       not before every flow has been sent once (2)\n"
         "  --seconds S          measuring window (5)\n"
-        "  --prime-timeout S    give up when no frame has come round by then (20)\n",
+        "  --timeout S          give up when no frame has come round for S s, at the\n"
+        "                       start or later (the loop emptied) (20)\n",
         MAX_FLOWS, MAX_INFLIGHT);
 }
 
@@ -173,7 +177,7 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
         {"size", required_argument, NULL, 'z'},
         {"warmup", required_argument, NULL, 'w'},
         {"seconds", required_argument, NULL, 't'},
-        {"prime-timeout", required_argument, NULL, 'P'},
+        {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -191,7 +195,7 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
                                .size = 64,
                                .warmup = 2,
                                .seconds = 5,
-                               .prime_timeout = 20};
+                               .timeout = 20};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, &li)) != -1) {
         const char *a = optarg;
@@ -242,8 +246,8 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
             if (!parse_seconds(a, 0.1, &o->seconds))
                 goto bad;
             break;
-        case 'P':
-            if (!parse_seconds(a, 0.1, &o->prime_timeout))
+        case 'T':
+            if (!parse_u32_arg(a, 1, 3600, &o->timeout))
                 goto bad;
             break;
         case 'h':
@@ -329,7 +333,10 @@ static bool next_flow_frame(struct natloop *nl, struct rte_mbuf *m)
     m->pkt_len = nl->o.size;
     m->ol_flags = 0;
     memcpy(rte_pktmbuf_mtod(m, uint8_t *), nl->hdr[i], HDR_LEN);
-    nl->sent_map[i / 64] |= 1ull << (i % 64);
+    if (!(nl->sent_map[i / 64] & 1ull << (i % 64))) {
+        nl->sent_map[i / 64] |= 1ull << (i % 64);
+        nl->flows_sent++;
+    }
     nl->next_flow = i + 1 == nl->o.flows ? 0 : i + 1;
     return true;
 }
@@ -508,15 +515,6 @@ static double mpps(uint64_t n, uint64_t cycles)
     return cycles ? (double)n * (double)rte_get_tsc_hz() / (double)cycles / 1e6 : 0.0;
 }
 
-static uint64_t distinct_flows(const struct natloop *nl)
-{
-    uint64_t n = 0;
-
-    for (uint32_t w = 0; w < (nl->o.flows + 63) / 64; w++)
-        n += (uint64_t)__builtin_popcountll(nl->sent_map[w]);
-    return n;
-}
-
 enum phase { PRIME, FILL, WARMUP, MEASURE, DONE };
 
 static const char *const phase_name[] = {"prime", "fill", "warmup", "measure", "done"};
@@ -534,7 +532,7 @@ static void print_result(const struct natloop *nl, enum phase ph,
            ", \"distinct_flows\": %" PRIu64 ", \"inflight\": %" PRIu32
            ", \"injected\": %" PRIu64 ", \"size\": %" PRIu16 ", \"seconds\": %.3f"
            ", \"rx_mpps\": %.4f, \"ports\": [",
-           ph == DONE ? "true" : "false", phase_name[ph], nl->o.flows, distinct_flows(nl),
+           ph == DONE ? "true" : "false", phase_name[ph], nl->o.flows, nl->flows_sent,
            nl->o.inflight, nl->injected, nl->o.size,
            (double)cyc / (double)rte_get_tsc_hz(), total);
     for (unsigned pi = 0; pi < 2; pi++) {
@@ -560,9 +558,9 @@ static int natloop_run(struct natloop *nl)
     const uint64_t hz = rte_get_tsc_hz();
     struct loop_port_stats w0[2] = {0}, last[2] = {0};
     uint64_t now = rte_rdtsc(), start = now,
-             phase_end = now + (uint64_t)(nl->o.prime_timeout * hz);
+             phase_end = now + (uint64_t)(nl->o.timeout * hz);
     uint64_t next_prime = now, next_report = now + hz, t0 = now, t1 = now;
-    unsigned to_fill = nl->o.inflight;
+    unsigned to_fill = nl->o.inflight, stalled = 0;
     enum phase ph = PRIME;
 
     while (!quit && ph != DONE) {
@@ -577,10 +575,11 @@ static int natloop_run(struct natloop *nl)
                 ph = FILL;
             } else if (now >= phase_end) {
                 fprintf(stderr,
-                        "natloop: no frame came round within %.0f s (port 0 sent %" PRIu64
-                        ", port 1 received %" PRIu64 " and sent %" PRIu64
+                        "natloop: no frame came round within %" PRIu32
+                        " s (port 0 sent %" PRIu64 ", port 1 received %" PRIu64
+                        " and sent %" PRIu64
                         "): is the middle forwarding, and is --peer0 its MAC?\n",
-                        nl->o.prime_timeout, nl->port[0].st.tx, nl->port[1].st.rx,
+                        nl->o.timeout, nl->port[0].st.tx, nl->port[1].st.rx,
                         nl->port[1].st.tx);
                 print_result(nl, ph, w0, now, now);
                 return 1;
@@ -596,8 +595,8 @@ static int natloop_run(struct natloop *nl)
                 phase_end = now + (uint64_t)(nl->o.warmup * hz);
             }
             break;
-        case WARMUP:
-            if (now >= phase_end) {
+        case WARMUP: /* and every flow sent once: all conntrack entries made */
+            if (now >= phase_end && nl->flows_sent == nl->o.flows) {
                 w0[0] = nl->port[0].st;
                 w0[1] = nl->port[1].st;
                 t0 = now;
@@ -617,6 +616,18 @@ static int natloop_run(struct natloop *nl)
             break;
         }
         if (now >= next_report) {
+            uint64_t rx = nl->port[0].st.rx + nl->port[1].st.rx;
+            stalled = ph != PRIME && rx == last[0].rx + last[1].rx ? stalled + 1 : 0;
+            if (stalled >= nl->o.timeout) {
+                fprintf(
+                    stderr,
+                    "natloop: the loop emptied: nothing received for %u s in phase %s "
+                    "(%" PRIu64 " flows sent); the middle dropped every frame in "
+                    "flight\n",
+                    stalled, phase_name[ph], nl->flows_sent);
+                print_result(nl, ph, w0, t0, ph == MEASURE ? now : t0);
+                return 1;
+            }
             fprintf(stderr,
                     "natloop: %5.1fs %-7s rx %.3f + %.3f Mpps, tx refused %" PRIu64
                     " + %" PRIu64 ", flows %" PRIu64 "\n",
@@ -624,7 +635,7 @@ static int natloop_run(struct natloop *nl)
                     mpps(nl->port[0].st.rx - last[0].rx, hz),
                     mpps(nl->port[1].st.rx - last[1].rx, hz),
                     nl->port[0].st.tx_refused - last[0].tx_refused,
-                    nl->port[1].st.tx_refused - last[1].tx_refused, distinct_flows(nl));
+                    nl->port[1].st.tx_refused - last[1].tx_refused, nl->flows_sent);
             last[0] = nl->port[0].st;
             last[1] = nl->port[1].st;
             next_report += hz;
