@@ -27,6 +27,7 @@ See bench/README.md (section nat.py).
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import sys
@@ -143,10 +144,8 @@ table=2,priority=0,actions=drop
     def after(self):
         if not self.nat:
             return {}
-        r = self.appctl("dpctl/ct-stats-show", timeout=60)
-        total = [ln for ln in r.stdout.splitlines() if "Connections" in ln or "UDP" in ln]
-        udp = [int(x.split(":")[1]) for x in (ln.strip() for ln in total) if x.startswith("UDP")]
-        return {"ct_entries": udp[0] if udp else None}
+        m = re.search(r"^\s*UDP:\s*(\d+)", self.appctl("dpctl/ct-stats-show").stdout, re.M)
+        return {"ct_entries": int(m.group(1)) if m else None}
 
 
 def natloop_argv(args, a, b, server, peer0, prefix):
@@ -263,7 +262,7 @@ def main():
                 mpps, extra = measure(m, args)
                 log(f"round {r + 1}: {m.name:13s} {mpps:7.2f} Mpps {extra}")
             except (Exception, h.Fail) as e:
-                mpps, extra = 0.0, {}
+                mpps, extra = None, {}
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 errors[m.name].append(first)
                 log(f"round {r + 1}: {m.name:13s} FAILED: {first}")
@@ -273,9 +272,12 @@ def main():
             info[m.name].append(extra)
             h.cleanup()
 
-    med = {n: statistics.median(v) if v else 0.0 for n, v in results.items()}
+    # failed rounds (None) are left out of the medians
+    med = {n: statistics.median(ok) if (ok := [x for x in v if x is not None]) else 0.0
+           for n, v in results.items()}
     # Mpps per CPU-second the middle got: steadier than Mpps when others share CPU 1
-    per_cpu = {n: [x / d["middle_cpu"] for x, d in zip(v, info[n]) if d.get("middle_cpu")]
+    per_cpu = {n: [x / d["middle_cpu"] for x, d in zip(v, info[n])
+                   if x is not None and d.get("middle_cpu")]
                for n, v in results.items()}
     med_cpu = {n: statistics.median(v) if v else 0.0 for n, v in per_cpu.items()}
     pairs = (("vswitchd-nat", "vswitchd-l2"), ("ovs-nat", "ovs-l2"),
@@ -300,7 +302,8 @@ def main():
     print("-" * len(hdr))
     for n, v in results.items():
         cts = "/".join(str(x) for x in ct.get(n, [])) or "-"
-        print(f"{n:13s} " + "".join(f"{x:10.2f}" for x in v) + f"{med[n]:10.2f}"
+        print(f"{n:13s} " + "".join("    failed" if x is None else f"{x:10.2f}" for x in v)
+              + f"{med[n]:10.2f}"
               f"{med_cpu[n]:10.2f}  {cts}" + ("  (some rounds failed)" if errors[n] else ""))
     for n, e in errors.items():
         if e:
