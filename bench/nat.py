@@ -148,7 +148,7 @@ table=2,priority=0,actions=drop
         return {"ct_entries": int(m.group(1)) if m else None}
 
 
-def natloop_argv(args, a, b, server, peer0, prefix):
+def natloop_argv(args, a, b, server, peer0, prefix, go):
     eal = ["--no-pci", f"--file-prefix={prefix}", "--iova-mode=va", "-m", "1024",
            "--lcores", f"0@{GEN_CPU}", "--log-level=user1,info"]
     eal += ["--in-memory", "--single-file-segments"] if args.huge else ["--no-huge"]
@@ -158,7 +158,7 @@ def natloop_argv(args, a, b, server, peer0, prefix):
     app = ["--peer0", peer0, "--flows", str(args.flows), "--inflight", str(args.inflight),
            "--guests", str(args.guests), "--guest-net", GUEST_NET, "--server", SERVER,
            "--warmup", str(args.warmup), "--seconds", str(args.seconds),
-           "--timeout", "30"]
+           "--timeout", "30", "--go-file", go]
     return [NATLOOP] + eal + ["--"] + app
 
 
@@ -177,8 +177,13 @@ def measure(middle, args):
     try:
         if not middle.frontend_server:
             middle.start(a, b, args)
+        # natloop sends once the middle is set up: OVS would otherwise bridge the
+        # first frames (NORMAL) and drop all in flight while its NAT flows go in
+        go = os.path.join(d, "go")
+        if not middle.frontend_server:
+            open(go, "w").close()
         argv = natloop_argv(args, a, b, middle.frontend_server, middle.peer0,
-                            f"vsnat{os.getpid()}")
+                            f"vsnat{os.getpid()}", go)
         gen = h.Proc(argv, "natloop", max_seconds=args.warmup + args.seconds + 900,
                      kill_signal="INT")
         if middle.frontend_server:
@@ -186,6 +191,7 @@ def measure(middle, args):
             h.wait_for(lambda: os.path.exists(a) or not gen.alive(), 20,
                        "natloop's first socket")
             middle.start(a, b, args)
+            open(go, "w").close()
         # the middle's CPU time over natloop's window (the machine is shared)
         # it measures once every flow has been sent (slow near port exhaustion); it
         # gives up by itself when nothing comes round for 30 s

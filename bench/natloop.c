@@ -19,7 +19,7 @@
  *
  *   natloop EAL-ARGS -- --peer0 MAC [--flows F] [--inflight N] [--guests G]
  *           [--guest-net CIDR] [--server IP:PORT] [--size BYTES] [--warmup S]
- *           [--seconds S] [--timeout S]
+ *           [--seconds S] [--timeout S] [--go-file PATH]
  *
  * Progress goes to stderr once a second; the result is one JSON line on stdout.
  * See bench/README.md (nat.py). */
@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_arp.h>
 #include <rte_cycles.h>
@@ -61,7 +62,8 @@ struct natloop_opts {
     uint32_t server_ip;             /* host order */
     uint16_t server_port, sport_base, size;
     double warmup, seconds;
-    uint32_t timeout; /* s without a frame coming round: give up */
+    uint32_t timeout;    /* s without a frame coming round: give up */
+    const char *go_file; /* send nothing before it exists (the middle is set up) */
 };
 
 struct loop_port_stats {
@@ -115,7 +117,8 @@ static void usage(FILE *f)
         "                       not before every flow has been sent once (2)\n"
         "  --seconds S          measuring window (5)\n"
         "  --timeout S          give up when no frame has come round for S s, at the\n"
-        "                       start or later (the loop emptied) (20)\n",
+        "                       start or later (the loop emptied) (20)\n"
+        "  --go-file PATH       send nothing until PATH exists (the middle is set up)\n",
         MAX_FLOWS, MAX_INFLIGHT);
 }
 
@@ -178,6 +181,7 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
         {"warmup", required_argument, NULL, 'w'},
         {"seconds", required_argument, NULL, 't'},
         {"timeout", required_argument, NULL, 'T'},
+        {"go-file", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -249,6 +253,9 @@ static int parse_opts(int argc, char **argv, struct natloop_opts *o)
         case 'T':
             if (!parse_u32_arg(a, 1, 3600, &o->timeout))
                 goto bad;
+            break;
+        case 'F':
+            o->go_file = a;
             break;
         case 'h':
             usage(stdout);
@@ -515,9 +522,10 @@ static double mpps(uint64_t n, uint64_t cycles)
     return cycles ? (double)n * (double)rte_get_tsc_hz() / (double)cycles / 1e6 : 0.0;
 }
 
-enum phase { PRIME, FILL, WARMUP, MEASURE, DONE };
+enum phase { PH_WAIT, PH_PRIME, PH_FILL, PH_WARMUP, PH_MEASURE, PH_DONE };
 
-static const char *const phase_name[] = {"prime", "fill", "warmup", "measure", "done"};
+static const char *const phase_name[] = {"wait",   "prime",   "fill",
+                                         "warmup", "measure", "done"};
 
 static void print_result(const struct natloop *nl, enum phase ph,
                          const struct loop_port_stats w0[2], uint64_t t0, uint64_t t1)
@@ -532,7 +540,7 @@ static void print_result(const struct natloop *nl, enum phase ph,
            ", \"distinct_flows\": %" PRIu64 ", \"inflight\": %" PRIu32
            ", \"injected\": %" PRIu64 ", \"size\": %" PRIu16 ", \"seconds\": %.3f"
            ", \"rx_mpps\": %.4f, \"ports\": [",
-           ph == DONE ? "true" : "false", phase_name[ph], nl->o.flows, nl->flows_sent,
+           ph == PH_DONE ? "true" : "false", phase_name[ph], nl->o.flows, nl->flows_sent,
            nl->o.inflight, nl->injected, nl->o.size,
            (double)cyc / (double)rte_get_tsc_hz(), total);
     for (unsigned pi = 0; pi < 2; pi++) {
@@ -561,18 +569,27 @@ static int natloop_run(struct natloop *nl)
              phase_end = now + (uint64_t)(nl->o.timeout * hz);
     uint64_t next_prime = now, next_report = now + hz, t0 = now, t1 = now;
     unsigned to_fill = nl->o.inflight, stalled = 0;
-    enum phase ph = PRIME;
+    enum phase ph = nl->o.go_file ? PH_WAIT : PH_PRIME;
 
-    while (!quit && ph != DONE) {
+    while (!quit && ph != PH_DONE) {
         port_poll(nl, 0);
         port_poll(nl, 1);
         now = rte_rdtsc();
         switch (ph) {
-        case PRIME:
+        case PH_WAIT:
+            if (now >= next_prime) {
+                next_prime = now + hz / 10;
+                if (access(nl->o.go_file, F_OK) == 0) {
+                    phase_end = now + (uint64_t)nl->o.timeout * hz;
+                    ph = PH_PRIME;
+                }
+            }
+            break;
+        case PH_PRIME:
             if (nl->port[0].st.rx - nl->port[0].st.stray - nl->port[0].st.arp_replies >
                 0) {
                 to_fill -= to_fill > nl->injected ? (unsigned)nl->injected : to_fill;
-                ph = FILL;
+                ph = PH_FILL;
             } else if (now >= phase_end) {
                 fprintf(stderr,
                         "natloop: no frame came round within %" PRIu32
@@ -588,36 +605,36 @@ static int natloop_run(struct natloop *nl)
                 next_prime = now + hz / 10;
             }
             break;
-        case FILL:
+        case PH_FILL:
             to_fill -= inject(nl, to_fill);
             if (!to_fill) {
-                ph = WARMUP;
+                ph = PH_WARMUP;
                 phase_end = now + (uint64_t)(nl->o.warmup * hz);
             }
             break;
-        case WARMUP: /* and every flow sent once: all conntrack entries made */
+        case PH_WARMUP: /* and every flow sent once: all conntrack entries made */
             if (now >= phase_end && nl->flows_sent == nl->o.flows) {
                 w0[0] = nl->port[0].st;
                 w0[1] = nl->port[1].st;
                 t0 = now;
                 fprintf(stderr, "natloop: measuring\n"); /* nat.py samples the middle */
                 phase_end = now + (uint64_t)(nl->o.seconds * hz);
-                ph = MEASURE;
+                ph = PH_MEASURE;
             }
             break;
-        case MEASURE:
+        case PH_MEASURE:
             if (now >= phase_end) {
                 t1 = now;
-                ph = DONE;
+                ph = PH_DONE;
                 fprintf(stderr, "natloop: measured\n");
             }
             break;
-        case DONE:
+        case PH_DONE:
             break;
         }
         if (now >= next_report) {
             uint64_t rx = nl->port[0].st.rx + nl->port[1].st.rx;
-            stalled = ph != PRIME && rx == last[0].rx + last[1].rx ? stalled + 1 : 0;
+            stalled = ph > PH_PRIME && rx == last[0].rx + last[1].rx ? stalled + 1 : 0;
             if (stalled >= nl->o.timeout) {
                 fprintf(
                     stderr,
@@ -625,7 +642,7 @@ static int natloop_run(struct natloop *nl)
                     "(%" PRIu64 " flows sent); the middle dropped every frame in "
                     "flight\n",
                     stalled, phase_name[ph], nl->flows_sent);
-                print_result(nl, ph, w0, t0, ph == MEASURE ? now : t0);
+                print_result(nl, ph, w0, t0, ph == PH_MEASURE ? now : t0);
                 return 1;
             }
             fprintf(stderr,
@@ -641,14 +658,14 @@ static int natloop_run(struct natloop *nl)
             next_report += hz;
         }
     }
-    if (ph != DONE) {
+    if (ph != PH_DONE) {
         fprintf(stderr, "natloop: stopped by a signal in phase %s\n", phase_name[ph]);
         t1 = now;
-        if (ph != MEASURE)
+        if (ph != PH_MEASURE)
             t0 = t1;
     }
     print_result(nl, ph, w0, t0, t1);
-    return ph == DONE ? 0 : 1;
+    return ph == PH_DONE ? 0 : 1;
 }
 
 int main(int argc, char **argv)
