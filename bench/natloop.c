@@ -18,7 +18,7 @@
  * cannot do this (it keeps each frame's flow and TTL).
  *
  *   natloop EAL-ARGS -- --peer0 MAC [--flows F] [--inflight N] [--guests G]
- *           [--guest-net CIDR] [--server IP:PORT] [--size BYTES] [--warmup S]
+ *           [--guest-net CIDR] [--server IP:PORT] [--sport N] [--size BYTES] [--warmup S]
  *           [--seconds S] [--timeout S] [--go-file PATH]
  *
  * Progress goes to stderr once a second; the result is one JSON line on stdout.
@@ -67,7 +67,7 @@ struct natloop_opts {
 };
 
 struct loop_port_stats {
-    uint64_t rx, tx, tx_refused, dropped, arp_replies, stray;
+    uint64_t rx, tx, tx_refused, arp_replies, stray;
     uint64_t unexpected; /* port 0: IPv4 that is not a reply from the server */
     uint64_t natted;     /* port 1: source outside the guest network */
 };
