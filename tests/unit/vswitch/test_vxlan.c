@@ -160,6 +160,49 @@ static void test_vtep_table(void **state)
     free(t);
 }
 
+/* ---- decapsulation (the receive path's pure part) ---- */
+
+static void test_decap(void **state)
+{
+    struct vtep_table *t = calloc(1, sizeof(*t));
+    uint16_t vlans[2] = {10, 20};
+    struct vxlan_rx_map plain = {.map = false, .vlan = vlans, .vteps = t};
+    struct vxlan_rx_map map = {.map = true, .vlan = vlans, .vteps = t};
+    uint32_t src = htonl(0xc0000201);
+    uint8_t d[8 + 18 + 46];
+    struct pkt pk;
+
+    (void)state;
+    t->ageing = 300;
+    memset(d, 0, sizeof(d));
+    vxlan_hdr_write(d, 100);
+    memcpy(d + 8, mac_b, 6);
+    memcpy(d + 8 + 6, mac_a, 6);
+    d[8 + 12] = 0x08;
+    /* untagged: the frame stays in the datagram, its source's VTEP learned */
+    assert_int_equal(vxlan_decap(d, 8 + 60, &plain, 1, src, 1000, &pk), -1);
+    assert_int_equal(pk.len, 60);
+    assert_int_equal(pk.vlan, 0);
+    assert_int_equal(vtep_lookup(t, 1, mac_a, 1000), src);
+    assert_int_equal(vxlan_decap(d, 8 + 60, &map, 1, src, 1000, &pk), -1);
+    assert_int_equal(pk.vlan, 20);
+    /* tagged: kept as the received TCI, refused on a map port */
+    memmove(d + 8 + 16, d + 8 + 12, 46);
+    d[8 + 12] = 0x81;
+    d[8 + 13] = 0x00;
+    d[8 + 14] = 0xa0;
+    d[8 + 15] = 7;
+    assert_int_equal(vxlan_decap(d, sizeof(d), &plain, 0, src, 1000, &pk), -1);
+    assert_int_equal(pk.vlan, 0xa007);
+    assert_int_equal(pk.len, 60);
+    assert_int_equal(vxlan_decap(d, sizeof(d), &map, 0, src, 1000, &pk),
+                     DROP_VLAN_TAGGED_ACCESS);
+    /* short: no Ethernet header, or a tag cut off */
+    assert_int_equal(vxlan_decap(d, 8 + 13, &plain, 0, src, 1000, &pk), DROP_VXLAN_SHORT);
+    assert_int_equal(vxlan_decap(d, 8 + 16, &plain, 0, src, 1000, &pk), DROP_VXLAN_SHORT);
+    free(t);
+}
+
 /* ---- configuration ---- */
 
 static int add_port(struct conf *c, const char *name, const char *const *opts, size_t n,
@@ -493,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_udp_hdr),
         cmocka_unit_test(test_src_port_entropy),
         cmocka_unit_test(test_vtep_table),
+        cmocka_unit_test(test_decap),
         cmocka_unit_test(test_conf_words),
         cmocka_unit_test(test_port_loopback),
         cmocka_unit_test(test_port_vni_map),
