@@ -71,6 +71,13 @@ struct ct_table {
     uint32_t n;
     uint32_t rnd;
     unsigned long buckets; /* of each table; the control thread sizes them */
+    /* Port ranges found full: a search that found no free port records
+     * (ext address, proto, reserved ports) with the number of mappings freed
+     * so far; until another one is freed, the same search fails at once
+     * instead of trying every port again (64K hash inserts per packet). */
+    uint64_t full[16];  /* key hash << 32 | map_frees then */
+    uint32_t map_frees; /* mappings removed, ever (wraps) */
+    uint64_t port_probes;
 };
 
 /* Both tables hold at most two nodes per connection. rculfhash's own lazy
@@ -240,7 +247,14 @@ static void map_unref(struct ct_table *t, struct ct_map *m)
         return;
     cds_lfht_del(t->maps, &m->by_int.n);
     cds_lfht_del(t->maps, &m->by_ext.n);
+    __atomic_add_fetch(&t->map_frees, 1, __ATOMIC_RELEASE); /* a port is free */
     call_rcu(&m->rcu, map_free_rcu);
+}
+
+static uint32_t range_key(uint8_t proto, uint32_t ext_ip, const uint64_t *reserved)
+{
+    uint64_t r = (uint64_t)(uintptr_t)reserved;
+    return fmix(mix(mix(mix(0x7a11, ext_ip), proto), (uint32_t)(r ^ r >> 32)));
 }
 
 static bool map_ref(struct ct_map *m)
@@ -279,6 +293,11 @@ static struct ct_map *map_get(struct ct_table *t, uint8_t proto, uint32_t int_ip
         if (map_ref(m))
             return m;
     }
+    uint32_t key = range_key(proto, ext_ip, reserved);
+    uint64_t *full = &t->full[key % 16];
+    uint32_t frees = __atomic_load_n(&t->map_frees, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(full, __ATOMIC_RELAXED) == ((uint64_t)key << 32 | frees))
+        return NULL; /* still full: nothing freed since the last search */
     m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
@@ -301,6 +320,7 @@ static struct ct_map *map_get(struct ct_table *t, uint8_t proto, uint32_t int_ip
         }
         if (port_reserved(reserved, port))
             continue;
+        __atomic_add_fetch(&t->port_probes, 1, __ATOMIC_RELAXED);
         m->by_ext.k.port = port;
         struct cds_lfht_node *got = cds_lfht_add_unique(
             t->maps, mkey_hash(&m->by_ext.k), map_match, &m->by_ext.k, &m->by_ext.n);
@@ -312,12 +332,14 @@ static struct ct_map *map_get(struct ct_table *t, uint8_t proto, uint32_t int_ip
             /* another PMD mapped this endpoint at the same moment: use its */
             struct ct_map *other = caa_container_of(got, struct ct_mnode, n)->m;
             cds_lfht_del(t->maps, &m->by_ext.n);
+            __atomic_add_fetch(&t->map_frees, 1, __ATOMIC_RELEASE);
             call_rcu(&m->rcu, map_free_rcu);
             return map_ref(other) ? other : NULL;
         }
         return m;
     }
     free(m);
+    __atomic_store_n(full, (uint64_t)key << 32 | frees, __ATOMIC_RELAXED);
     return NULL;
 }
 
@@ -501,6 +523,11 @@ static void ct_fit_buckets(struct ct_table *t)
 size_t ct_buckets(const struct ct_table *t)
 {
     return t->buckets;
+}
+
+uint64_t ct_port_probes(const struct ct_table *t)
+{
+    return __atomic_load_n(&t->port_probes, __ATOMIC_RELAXED);
 }
 
 size_t ct_expire(struct ct_table *t, uint32_t now, bool flush,

@@ -262,6 +262,9 @@ size_t ct_expire(struct ct_table *t, uint32_t now, bool flush,
 json_t *ct_dump(struct ct_table *t, uint32_t now, const struct l3_net_state *owner);
 size_t ct_count(struct ct_table *t);
 size_t ct_buckets(const struct ct_table *t);
+/* Ports tried for new mappings, ever (a search of a range found full is not
+ * repeated until a mapping is freed). */
+uint64_t ct_port_probes(const struct ct_table *t);
 
 /* ---- nat.c ---- */
 

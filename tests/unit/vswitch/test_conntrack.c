@@ -164,6 +164,56 @@ static void test_empty_table_walks(void **state)
     ct_destroy(t);
 }
 
+/* A range found full is not searched again until a mapping is freed: each
+ * further attempt used to try every port (64K hash inserts per packet, a PMD
+ * stall of milliseconds once a guest had used up the uplink's ports). */
+static void test_full_range_fails_fast(void **state)
+{
+    struct ct_table *t = ct_create(1024, 1031); /* 8 ports */
+    struct ct_tuple r,
+        k = {.dst = IP4(1, 1, 1, 1), .sport = 5000, .dport = 80, .proto = 6};
+    static uint64_t reserved[1024];
+    int why = -1, dir;
+    uint64_t probes;
+    (void)state;
+    init_owner(&owner, "n1");
+    init_owner(&owner2, "n2");
+    for (int i = 0; i < 7; i++)
+        assert_non_null(
+            snat(t, 6, IP4(10, 0, 1, i), 5000, IP4(1, 1, 1, 1), 80, 100, &why, &r));
+    k.src = IP4(10, 0, 1, 7); /* the eighth, owned by n2 */
+    r = (struct ct_tuple){
+        .proto = 6, .src = k.dst, .sport = 80, .dst = IP4(192, 168, 77, 2)};
+    assert_non_null(ct_create_conn(t, &owner2, 100, &k, &r, true, NULL, 100, &why, &dir));
+    probes = ct_port_probes(t);
+    assert_null(snat(t, 6, IP4(10, 0, 2, 1), 5000, IP4(1, 1, 1, 1), 80, 100, &why, &r));
+    assert_int_equal(why, DROP_NAT_PORTS_EXHAUSTED);
+    assert_true(ct_port_probes(t) >= probes + 8); /* searched once */
+    probes = ct_port_probes(t);
+    for (int i = 2; i < 10; i++) {
+        why = -1;
+        assert_null(
+            snat(t, 6, IP4(10, 0, 2, i), 5000, IP4(1, 1, 1, 1), 80, 100, &why, &r));
+        assert_int_equal(why, DROP_NAT_PORTS_EXHAUSTED);
+    }
+    assert_int_equal(ct_port_probes(t), probes); /* not again */
+    /* another protocol, or other reserved ports: another range, searched */
+    assert_non_null(
+        snat(t, 17, IP4(10, 0, 2, 1), 5000, IP4(1, 1, 1, 1), 53, 100, &why, &r));
+    assert_true(ct_port_probes(t) > probes);
+    probes = ct_port_probes(t);
+    k.src = IP4(10, 0, 2, 1);
+    r = (struct ct_tuple){
+        .proto = 6, .src = k.dst, .sport = 80, .dst = IP4(192, 168, 77, 2)};
+    assert_null(ct_create_conn(t, &owner, 100, &k, &r, true, reserved, 100, &why, &dir));
+    assert_true(ct_port_probes(t) > probes);
+    /* a mapping freed: the range is searched again and the port found */
+    assert_int_equal(ct_expire(t, 0, true, &owner2), 1);
+    assert_non_null(
+        snat(t, 6, IP4(10, 0, 2, 1), 5000, IP4(1, 1, 1, 1), 80, 100, &why, &r));
+    ct_destroy(t);
+}
+
 /* The tables grow with their content at the control thread's tick and
  * shrink once it is gone; every connection stays reachable both ways across
  * each resize. (liburcu's lazy auto-resize could stop growing at 2048.) */
@@ -177,13 +227,16 @@ static void test_buckets_follow_count(void **state)
     init_owner(&owner, "n1");
     assert_int_equal(ct_buckets(t), 1024);
     for (int i = 0; i < n; i++)
-        assert_non_null(snat(t, 17, IP4(10, 1, i >> 8, i & 255), 4000, IP4(1, 1, 1, 1), 53,
-                             n, &why, &r));
+        assert_non_null(snat(t, 17, IP4(10, 1, i >> 8, i & 255), 4000, IP4(1, 1, 1, 1),
+                             53, n, &why, &r));
     assert_int_equal(ct_expire(t, 100, false, NULL), 0);
     assert_int_equal(ct_buckets(t), 65536);
     for (int i = 0; i < n; i++) {
-        struct ct_tuple k = {.src = IP4(10, 1, i >> 8, i & 255), .dst = IP4(1, 1, 1, 1),
-                             .sport = 4000, .dport = 53, .proto = 17};
+        struct ct_tuple k = {.src = IP4(10, 1, i >> 8, i & 255),
+                             .dst = IP4(1, 1, 1, 1),
+                             .sport = 4000,
+                             .dport = 53,
+                             .proto = 17};
         struct ct_conn *c = ct_lookup(t, &k, &dir);
         assert_non_null(c);
         assert_int_equal(dir, 0);
@@ -205,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_limit_expiry_owner),
         cmocka_unit_test(test_empty_table_walks),
         cmocka_unit_test(test_buckets_follow_count),
+        cmocka_unit_test(test_full_range_fails_fast),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     rcu_unregister_thread();
