@@ -54,7 +54,11 @@ def test():
     h.require_binaries("/usr/bin/curl")
 
     u = h.NetNS()
-    u.run(["ip", "link", "add", "ubr", "type", "bridge"])
+    # A fixed MAC: a Linux bridge otherwise takes the lowest MAC of its ports, so it
+    # changed as each switch's veth joined, and a switch that had already resolved
+    # 192.168.50.254 kept sending to the old MAC: its etcd connection stalled until
+    # its ARP entry aged out (seen 1 run in 3 as "etcd not reachable").
+    u.run(["ip", "link", "add", "ubr", "address", "02:00:c0:a8:32:fe", "type", "bridge"])
     u.run(["ip", "addr", "add", ETCD_IP + "/24", "dev", "ubr"])
     u.run(["ip", "link", "set", "ubr", "up"])
     data = h.tempdir("vs-etcd-")
@@ -69,6 +73,7 @@ def test():
                              check=False).stdout.find('"true"') >= 0 or not ep.alive(),
                20, "etcd healthy")
     h.check(ep.alive(), f"etcd exited:\n{ep.tail(20)}")
+    h.on_failure(lambda: print(f"---- etcd (last 20 lines) ----\n{ep.tail(20)}"))
     h.step(f"etcd-server up in {u} on {ETCD_IP}:2379")
 
     switches, nss = [], []
