@@ -73,7 +73,10 @@ struct pmd {
     uint16_t touched[PORT_MAX];
     unsigned n_touched;
     struct pmd_txq txq[PORT_MAX];
-    /* frames the gateway makes (DHCP replies): one per batch slot */
+    /* ICMP errors sent by the gateway in the second `icmp_err_sec`: at most
+     * ICMP_ERR_PER_SEC (Linux's icmp_msgs_per_sec default) per PMD */
+    uint32_t icmp_err_sec, icmp_err_n;
+    /* frames the gateway makes (DHCP replies, ICMP errors): one per batch slot */
     uint8_t l3_bufs[PKT_BATCH][L3_BUF_SIZE];
 };
 

@@ -1,6 +1,7 @@
 /* ICMP at the gateway: echo replies for its own addresses, made in place in
  * the packet's head (the payload stays where it was received: the reply
- * carries the same bytes back). */
+ * carries the same bytes back), and the errors a router sends (time
+ * exceeded), built whole in a buffer of the PMD. */
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -61,4 +62,68 @@ bool icmp_echo_reply_in_place(struct pkt *p)
     p->vnet.flags &= (uint8_t)~VIRTIO_NET_HDR_F_NEEDS_CSUM;
     p->vnet.gso_type = VIRTIO_NET_HDR_GSO_NONE;
     return true;
+}
+
+/* RFC 1812 4.3.2.7: no error about an ICMP error, a later fragment, or a
+ * packet whose source names no single host. */
+static bool icmp_error_allowed(const struct pkt *p, const uint8_t *ip)
+{
+    uint32_t src;
+
+    memcpy(&src, ip + 12, 4);
+    src = ntohl(src);
+    if ((ip[6] << 8 | ip[7]) & 0x1fff)
+        return false;
+    if (!src || src == 0xffffffffu || (src >> 28) >= 14 || (src >> 24) == 127)
+        return false;
+    if (mac_is_multicast(pkt_src_mac(p)) || mac_is_multicast(pkt_dst_mac(p)))
+        return false;
+    if (ip[9] == IPPROTO_ICMP_) {
+        uint8_t type;
+        if (!p->l4_ofs || pkt_copy_out(p, p->l4_ofs, 1, &type) != 1 ||
+            icmp_is_error(type))
+            return false;
+    }
+    return true;
+}
+
+size_t icmp_error_build(const struct pkt *p, uint8_t type, uint8_t code,
+                        const uint8_t mac[6], uint32_t from, uint8_t *buf, size_t cap)
+{
+    const uint8_t *ip0 = p->head + p->l3_ofs;
+    uint8_t *ip = buf + ETH_HLEN, *ic = ip + 20;
+    uint32_t tot0, quote, a;
+    uint16_t cs;
+
+    if (!p->l3_ofs || !icmp_error_allowed(p, ip0))
+        return 0;
+    /* as much of the datagram as keeps the error within 576 bytes of IP */
+    tot0 = (uint32_t)(ip0[2] << 8 | ip0[3]);
+    quote = tot0 < 576 - 28 ? tot0 : 576 - 28;
+    if (cap < ETH_HLEN + 28 + quote)
+        return 0;
+    quote = pkt_copy_out(p, p->l3_ofs, quote, ic + 8);
+
+    memcpy(buf, pkt_src_mac(p), 6);
+    memcpy(buf + 6, mac, 6);
+    buf[12] = ETH_TYPE_IP >> 8;
+    buf[13] = ETH_TYPE_IP & 0xff;
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    ip[1] = 0xc0; /* internetwork control, as routers send their errors */
+    ip[2] = (uint8_t)((28 + quote) >> 8);
+    ip[3] = (uint8_t)(28 + quote);
+    ip[8] = 64;
+    ip[9] = IPPROTO_ICMP_;
+    a = htonl(from);
+    memcpy(ip + 12, &a, 4);
+    memcpy(ip + 16, ip0 + 12, 4);
+    cs = ipv4_csum(ip, 20);
+    memcpy(ip + 10, &cs, 2);
+    memset(ic, 0, 8);
+    ic[0] = type;
+    ic[1] = code;
+    cs = csum_fold(csum_partial(ic, 8 + quote, 0));
+    memcpy(ic + 2, &cs, 2);
+    return ETH_HLEN + 28 + quote;
 }

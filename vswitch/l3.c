@@ -6,6 +6,7 @@
  *   IPv4         -> validated (l3_parse_ipv4), then
  *     DHCP       -> the server (dhcp.c), reply built in the PMD's buffer
  *     to us      -> ICMP echo reply in place (icmp.c)
+ *     TTL ends   -> ICMP time exceeded from the gateway (icmp.c)
  *     to a net   -> routed: TTL, next-hop MAC, the network's VLAN
  *     outside    -> NAT (nat.c), then out of the uplink
  *
@@ -157,6 +158,22 @@ static enum l3_verdict drop(struct port *in, int reason)
     return L3_DROP;
 }
 
+/* A frame the gateway made in a PMD buffer replaces p, back out of in. */
+static void pkt_replace(struct pkt *p, uint8_t *buf, size_t flen)
+{
+    p->head_len = (uint16_t)(flen < PKT_HEAD_MAX ? flen : PKT_HEAD_MAX);
+    memcpy(p->head, buf, p->head_len);
+    p->len = (uint32_t)flen;
+    p->nsegs = 0;
+    if (flen > p->head_len) {
+        p->segs[0].addr = buf + p->head_len;
+        p->segs[0].len = (uint32_t)(flen - p->head_len);
+        p->nsegs = 1;
+    }
+    memset(&p->vnet, 0, sizeof p->vnet);
+    p->ethertype = ETH_TYPE_IP;
+}
+
 static enum l3_verdict dhcp_serve(struct pmd *pmd, struct l3_snapshot *l3,
                                   const struct l3_net *n, struct port *in, struct pkt *p,
                                   unsigned slot, struct l3_out *out)
@@ -188,18 +205,34 @@ static enum l3_verdict dhcp_serve(struct pmd *pmd, struct l3_snapshot *l3,
         return L3_DROP;
     if (a.type == 5 && a.yiaddr) /* ACK: we know where the address lives */
         neigh_learn(&l3->state->neigh, a.yiaddr, m.chaddr, pmd->now);
-    /* the reply replaces the request: head + one segment in the PMD's buffer */
-    p->head_len = (uint16_t)(flen < PKT_HEAD_MAX ? flen : PKT_HEAD_MAX);
-    memcpy(p->head, buf, p->head_len);
-    p->len = (uint32_t)flen;
-    p->nsegs = 0;
-    if (flen > p->head_len) {
-        p->segs[0].addr = buf + p->head_len;
-        p->segs[0].len = (uint32_t)(flen - p->head_len);
-        p->nsegs = 1;
+    pkt_replace(p, buf, flen);
+    out->out_port = in->no;
+    return L3_TO_PORT;
+}
+
+#define ICMP_ERR_PER_SEC 1000
+
+/* p from network n would leave the gateway with TTL 0: dropped and counted,
+ * and, like any router, the gateway tells the sender (traceroute's answer). */
+static enum l3_verdict ttl_expired(struct pmd *pmd, const struct l3_net *n,
+                                   struct port *in, struct pkt *p, unsigned slot,
+                                   struct l3_out *out)
+{
+    uint8_t *buf = pmd->l3_bufs[slot];
+    size_t flen;
+
+    port_count_drop(in, DROP_TTL_EXCEEDED, 1);
+    if (pmd->icmp_err_sec != pmd->now) {
+        pmd->icmp_err_sec = pmd->now;
+        pmd->icmp_err_n = 0;
     }
-    memset(&p->vnet, 0, sizeof p->vnet);
-    p->ethertype = ETH_TYPE_IP;
+    if (pmd->icmp_err_n >= ICMP_ERR_PER_SEC)
+        return L3_DROP;
+    flen = icmp_error_build(p, 11, 0, n->mac, n->gw, buf, L3_BUF_SIZE);
+    if (!flen)
+        return L3_DROP;
+    pmd->icmp_err_n++;
+    pkt_replace(p, buf, flen);
     out->out_port = in->no;
     return L3_TO_PORT;
 }
@@ -323,10 +356,13 @@ enum l3_verdict l3_input(struct pmd *pmd, struct l3_snapshot *l3, const struct l
             return drop(in, DROP_L3_UNSUPPORTED);
         }
         const struct l3_net *m = net_of(l3, dst);
-        if (m && !(n->uplink && dst == n->uplink->addr))
-            return to_net(pmd, l3, m, in, p, out); /* between networks: routed, no NAT */
-        if (!n->uplink)
+        bool between = m && !(n->uplink && dst == n->uplink->addr);
+        if (!between && !n->uplink)
             return drop(in, DROP_NO_ROUTE);
+        if (p->head[p->l3_ofs + 8] <= 1) /* it has a route: TTL checked before NAT */
+            return ttl_expired(pmd, n, in, p, slot, out);
+        if (between)
+            return to_net(pmd, l3, m, in, p, out); /* between networks: routed, no NAT */
         if ((r = nat_process(pmd, l3, n, NULL, p)) >= 0)
             return drop(in, r);
         dst = rd32(p->head + p->l3_ofs + 16);

@@ -181,6 +181,13 @@ static inline bool icmp_is_error(uint8_t type)
 {
     return type == 3 || type == 11 || type == 12;
 }
+/* Builds in buf (cap bytes) the ICMP error (type, code) about p (IPv4
+ * parsed) that a router with (mac, from) sends back to p's sender: as much of
+ * p's datagram as fits in 576 bytes of IP (RFC 1812 4.3.2.3). Returns the
+ * frame's length; 0 where RFC 1812 4.3.2.7 forbids an error (about an ICMP
+ * error, a later fragment, a broadcast, multicast or martian source). */
+size_t icmp_error_build(const struct pkt *p, uint8_t type, uint8_t code, const uint8_t mac[6],
+                        uint32_t from, uint8_t *buf, size_t cap);
 
 /* ---- dhcp.c ---- */
 

@@ -17,6 +17,7 @@ side is ip=192.168.77.2/24.
   and forwarding goes on."""
 import json
 import os
+import re
 import time
 
 import harness as h
@@ -113,6 +114,14 @@ def test():
     time.sleep(0.5)
     h.check(h.wait_for(lambda: g1.run(["ping", "-c1", "-W1", "192.168.77.1"], check=False)
                        .returncode == 0, 15, "g1 pings OUT"), "")
+    # TTL 1 ends at the gateway: it answers with time exceeded, as any router does
+    # (what traceroute reads), and counts the drop
+    r = g1.run(["ping", "-c1", "-t1", "-W2", "192.168.77.1"], check=False).stdout
+    h.check(re.search(r"From 10\.10\.0\.1\b.*Time to live exceeded", r, re.I),
+            f"no time exceeded from the gateway for TTL 1:\n{r}")
+    h.check(sw.ctl("port-stats", "g1")["g1"]["drops"].get("ttl_exceeded", 0) >= 1,
+            "the TTL-1 packet was not counted as ttl_exceeded")
+    h.step("TTL 1 to OUT: 'Time to live exceeded' from the gateway 10.10.0.1, counted")
     r = g1.run(["python3", cli_py, "tcp", "192.168.77.1", "5000"], timeout=30).stdout.strip()
     h.check(r.startswith("192.168.77.2:"), f"OUT saw {r!r} for TCP, not the uplink address")
     sport = int(r.split(":")[1])

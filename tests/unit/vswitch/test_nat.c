@@ -182,6 +182,74 @@ static uint32_t rd32(const uint8_t *p)
     return ntohl(v);
 }
 
+static void set_ttl_frag(struct pkt *p, uint8_t ttl, uint16_t frag)
+{
+    uint8_t *ip = p->head + 14;
+    uint16_t cs;
+    ip[6] = (uint8_t)(frag >> 8);
+    ip[7] = (uint8_t)frag;
+    ip[8] = ttl;
+    ip[10] = ip[11] = 0;
+    cs = ipv4_csum(ip, 20);
+    memcpy(ip + 10, &cs, 2);
+}
+
+/* The gateway's time exceeded: back to the sender's MAC and address, from the
+ * gateway's, the datagram quoted, both checksums valid; none about an ICMP
+ * error, a later fragment or a multicast or zero source. */
+static void test_icmp_time_exceeded(void **state)
+{
+    static const uint8_t gw[6] = {0x02, 0x76, 0, 0, 0, 1};
+    uint8_t buf[L3_BUF_SIZE];
+    struct pkt p;
+    size_t n;
+    (void)state;
+
+    tp_build(&p, 17, IP4(10, 0, 0, 5), 33434, IP4(192, 168, 77, 1), 33435, 40);
+    set_ttl_frag(&p, 1, 0);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    n = icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, sizeof buf);
+    assert_int_equal(n, 14 + 20 + 8 + 20 + 8 + 40);
+    assert_memory_equal(buf, p.head + 6, 6);
+    assert_memory_equal(buf + 6, gw, 6);
+    assert_int_equal(buf[12] << 8 | buf[13], 0x0800);
+    assert_int_equal(ipv4_csum(buf + 14, 20), 0);
+    assert_int_equal(buf[14 + 2] << 8 | buf[14 + 3], n - 14);
+    assert_int_equal(buf[14 + 9], 1);
+    assert_int_equal(rd32(buf + 14 + 12), IP4(10, 0, 0, 1));
+    assert_int_equal(rd32(buf + 14 + 16), IP4(10, 0, 0, 5));
+    assert_int_equal(buf[34], 11);
+    assert_int_equal(buf[35], 0);
+    assert_int_equal(csum_fold(csum_partial(buf + 34, n - 34, 0)), 0);
+    assert_memory_equal(buf + 42, p.head + 14, 20 + 8 + 40);
+    assert_int_equal(icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, 100), 0);
+
+    /* an echo request gets one; an ICMP error does not */
+    tp_build(&p, 1, IP4(10, 0, 0, 5), 7, IP4(192, 168, 77, 1), 0, 8);
+    set_ttl_frag(&p, 1, 0);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_int_not_equal(icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, sizeof buf), 0);
+    p.head[34] = 3;
+    tp_l4_fill_csum(p.head + 14, 16);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_int_equal(icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, sizeof buf), 0);
+
+    /* a later fragment, a multicast source MAC, a zero source address */
+    tp_build(&p, 17, IP4(10, 0, 0, 5), 1, IP4(192, 168, 77, 1), 2, 8);
+    set_ttl_frag(&p, 1, 0x0010);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_int_equal(icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, sizeof buf), 0);
+    tp_build(&p, 17, IP4(10, 0, 0, 5), 1, IP4(192, 168, 77, 1), 2, 8);
+    set_ttl_frag(&p, 1, 0);
+    p.head[6] |= 1;
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_int_equal(icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, sizeof buf), 0);
+    tp_build(&p, 17, 0, 68, IP4(192, 168, 77, 1), 67, 8);
+    set_ttl_frag(&p, 1, 0);
+    assert_int_equal(l3_parse_ipv4(&p), -1);
+    assert_int_equal(icmp_error_build(&p, 11, 0, gw, IP4(10, 0, 0, 1), buf, sizeof buf), 0);
+}
+
 /* ICMP port unreachable from `from` about the UDP datagram (src:sport ->
  * dst:dport) it was sent, to `to` */
 static void build_icmp_error(struct pkt *p, uint32_t from, uint32_t to, uint32_t src,
@@ -281,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_needs_csum),
         cmocka_unit_test(test_icmp_error_translation),
         cmocka_unit_test(test_icmp_all_zero_checksum),
+        cmocka_unit_test(test_icmp_time_exceeded),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     rcu_unregister_thread();
