@@ -10,13 +10,6 @@
 
 #define ARP_LEN 28
 
-static inline uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
-}
-
 static inline void wr32(uint8_t *p, uint32_t v)
 {
     v = htonl(v);

@@ -23,6 +23,7 @@
 #include <urcu/rculfhash.h>
 
 #include "drop.h"
+#include "hash.h"
 #include "l3.h"
 
 struct ct_node {
@@ -121,42 +122,23 @@ static void reader_leave(bool entered)
         rcu_thread_offline();
 }
 
-static uint32_t mix(uint32_t h, uint32_t v)
-{
-    v *= 0xcc9e2d51u;
-    v = v << 15 | v >> 17;
-    v *= 0x1b873593u;
-    h ^= v;
-    h = h << 13 | h >> 19;
-    return h * 5 + 0xe6546b64u;
-}
-
-static uint32_t fmix(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    return h ^ (h >> 16);
-}
-
 static unsigned long tuple_hash(const struct ct_tuple *k)
 {
     uint32_t h = 0x5eed;
-    h = mix(h, k->src);
-    h = mix(h, k->dst);
-    h = mix(h, (uint32_t)k->sport << 16 | k->dport);
-    h = mix(h, k->proto);
-    return fmix(h);
+    h = hash_mix(h, k->src);
+    h = hash_mix(h, k->dst);
+    h = hash_mix(h, (uint32_t)k->sport << 16 | k->dport);
+    h = hash_mix(h, k->proto);
+    return hash_finish(h);
 }
 
 static unsigned long mkey_hash(const struct ct_mkey *k)
 {
     uint32_t h = 0x3a9;
-    h = mix(h, k->a);
-    h = mix(h, k->b);
-    h = mix(h, (uint32_t)k->port << 16 | (uint32_t)k->proto << 8 | k->kind);
-    return fmix(h);
+    h = hash_mix(h, k->a);
+    h = hash_mix(h, k->b);
+    h = hash_mix(h, (uint32_t)k->port << 16 | (uint32_t)k->proto << 8 | k->kind);
+    return hash_finish(h);
 }
 
 static bool tuple_eq(const struct ct_tuple *a, const struct ct_tuple *b)
@@ -254,7 +236,7 @@ static void map_unref(struct ct_table *t, struct ct_map *m)
 static uint32_t range_key(uint8_t proto, uint32_t ext_ip, const uint64_t *reserved)
 {
     uint64_t r = (uint64_t)(uintptr_t)reserved;
-    return fmix(mix(mix(mix(0x7a11, ext_ip), proto), (uint32_t)(r ^ r >> 32)));
+    return hash_finish(hash_mix(hash_mix(hash_mix(0x7a11, ext_ip), proto), (uint32_t)(r ^ r >> 32)));
 }
 
 static bool map_ref(struct ct_map *m)
@@ -316,7 +298,7 @@ static struct ct_map *map_get(struct ct_table *t, uint8_t proto, uint32_t int_ip
                 continue;
             port = int_port; /* preservation */
         } else {
-            port = (uint16_t)(t->port_min + (fmix(start) + i) % range);
+            port = (uint16_t)(t->port_min + (hash_finish(start) + i) % range);
         }
         if (port_reserved(reserved, port))
             continue;

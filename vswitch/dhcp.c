@@ -16,13 +16,6 @@
 
 enum { DISCOVER = 1, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM };
 
-static inline uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
-}
-
 bool dhcp_parse(const uint8_t *b, size_t len, struct dhcp_msg *m)
 {
     size_t i = BOOTP_MIN + 4;

@@ -8,20 +8,10 @@
 #define TCP_PSH 0x08
 #define TCP_CWR 0x80
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 static inline void wr16(uint8_t *p, uint16_t v)
 {
     p[0] = v >> 8;
     p[1] = v & 0xff;
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static inline void wr32(uint8_t *p, uint32_t v)

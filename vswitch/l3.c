@@ -19,18 +19,6 @@
 #include "dp.h"
 #include "l3.h"
 
-static inline uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
-}
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 void l3_derive_mac(const char *name, uint8_t salt, uint8_t mac[6])
 {
     uint32_t h = 2166136261u; /* FNV-1a */

@@ -16,18 +16,6 @@
 #include "dp.h"
 #include "l3.h"
 
-static inline uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
-}
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 bool nat_tuple(const struct pkt *p, struct ct_tuple *k, uint8_t *tcp_flags)
 {
     const uint8_t *ip = p->head + p->l3_ofs, *l4 = p->head + p->l4_ofs;

@@ -2,11 +2,6 @@
 
 #include "parse.h"
 
-static inline uint16_t rd16be(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* Copies `len` bytes starting at frame offset `off` out of bufs into dst. */
 static void bufs_copy(uint8_t *dst, const struct vring_buf *bufs, unsigned nbufs,
                       uint32_t off, uint32_t len)
@@ -44,15 +39,15 @@ bool pkt_from_bufs(struct pkt *p, const struct vring_buf *bufs, unsigned nbufs,
     *tci = 0;
     p->len = frame_len;
     p->head_len = raw;
-    if (rd16be(p->head + 12) == ETH_TYPE_VLAN) {
+    if (rd16(p->head + 12) == ETH_TYPE_VLAN) {
         if (raw < ETH_HLEN + VLAN_HLEN)
             return false;
-        *tci = rd16be(p->head + 14);
+        *tci = rd16(p->head + 14);
         memmove(p->head + 12, p->head + 16, raw - 16);
         p->head_len = raw - VLAN_HLEN;
         p->len = frame_len - VLAN_HLEN;
     }
-    p->ethertype = rd16be(p->head + 12);
+    p->ethertype = rd16(p->head + 12);
     p->l3_ofs = 0;
     p->l4_ofs = 0;
     p->l4_proto = 0;
@@ -87,18 +82,18 @@ void pkt_parse_l3(struct pkt *p)
         if (p->head_len < l3 + 20 || (h[l3] >> 4) != 4)
             return;
         unsigned ihl = (h[l3] & 0xf) * 4u;
-        uint16_t tot = rd16be(h + l3 + 2);
+        uint16_t tot = rd16(h + l3 + 2);
         if (ihl < 20 || tot < ihl || tot > p->len - l3)
             return;
         p->l3_ofs = l3;
         p->l4_proto = h[l3 + 9];
         /* later fragments carry no L4 header */
-        if ((rd16be(h + l3 + 6) & 0x1fff) == 0 && p->head_len >= l3 + ihl)
+        if ((rd16(h + l3 + 6) & 0x1fff) == 0 && p->head_len >= l3 + ihl)
             p->l4_ofs = l3 + ihl;
     } else if (p->ethertype == ETH_TYPE_IPV6) {
         if (p->head_len < l3 + 40 || (h[l3] >> 4) != 6)
             return;
-        if (rd16be(h + l3 + 4) > p->len - l3 - 40)
+        if (rd16(h + l3 + 4) > p->len - l3 - 40)
             return;
         p->l3_ofs = l3;
         p->l4_proto = h[l3 + 6];

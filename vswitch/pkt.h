@@ -70,6 +70,17 @@ static inline bool mac_is_multicast(const uint8_t *mac)
     return mac[0] & 1;
 }
 
+/* Big-endian (wire order) fields at any alignment. */
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* Fills iov with the frame to transmit: with `tci` non-zero an 802.1Q tag is
  * inserted after the MAC addresses (tagbuf supplies its 4 bytes). Returns the
  * number of iovecs. */

@@ -23,6 +23,7 @@
 
 #include "fdb.h"
 #include "gso.h"
+#include "hash.h"
 #include "log.h"
 #include "port_vxlan.h"
 
@@ -89,17 +90,8 @@ int vxlan_hdr_parse(const uint8_t *d, size_t len, uint32_t *vni)
     return -1;
 }
 
-static inline uint32_t mix32(uint32_t h, uint32_t v)
-{
-    v *= 0xcc9e2d51u;
-    v = v << 15 | v >> 17;
-    v *= 0x1b873593u;
-    h ^= v;
-    h = h << 13 | h >> 19;
-    return h * 5 + 0xe6546b64u;
-}
-
-static inline uint32_t rd32(const uint8_t *p)
+/* 4 bytes as they lie in memory: the hash needs no byte order */
+static inline uint32_t ld32(const uint8_t *p)
 {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -112,32 +104,29 @@ uint16_t vxlan_src_port(const struct pkt *p)
     uint32_t hash = 0x5bd1e995u;
     unsigned hl = p->head_len;
 
-    hash = mix32(hash, rd32(h));
-    hash = mix32(hash, rd32(h + 4));
-    hash = mix32(hash, rd32(h + 8));
-    hash = mix32(hash, p->ethertype);
+    hash = hash_mix(hash, ld32(h));
+    hash = hash_mix(hash, ld32(h + 4));
+    hash = hash_mix(hash, ld32(h + 8));
+    hash = hash_mix(hash, p->ethertype);
     if (p->ethertype == ETH_TYPE_IP && hl >= ETH_HLEN + 20) {
         const uint8_t *ip = h + ETH_HLEN;
         unsigned ihl = (ip[0] & 0xf) * 4u;
-        hash = mix32(hash, rd32(ip + 12));
-        hash = mix32(hash, rd32(ip + 16));
-        hash = mix32(hash, ip[9]);
+        hash = hash_mix(hash, ld32(ip + 12));
+        hash = hash_mix(hash, ld32(ip + 16));
+        hash = hash_mix(hash, ip[9]);
         /* ports of the first fragment only, so fragments of a flow agree */
-        if ((ip[9] == 6 || ip[9] == 17) && !(rd32(ip + 4) & htonl(0x1fff)) &&
+        if ((ip[9] == 6 || ip[9] == 17) && !(ld32(ip + 4) & htonl(0x1fff)) &&
             ihl >= 20 && hl >= ETH_HLEN + ihl + 4)
-            hash = mix32(hash, rd32(ip + ihl));
+            hash = hash_mix(hash, ld32(ip + ihl));
     } else if (p->ethertype == ETH_TYPE_IPV6 && hl >= ETH_HLEN + 40) {
         const uint8_t *ip = h + ETH_HLEN;
         for (int i = 8; i < 40; i += 4)
-            hash = mix32(hash, rd32(ip + i));
-        hash = mix32(hash, ip[6]);
+            hash = hash_mix(hash, ld32(ip + i));
+        hash = hash_mix(hash, ip[6]);
         if ((ip[6] == 6 || ip[6] == 17) && hl >= ETH_HLEN + 44)
-            hash = mix32(hash, rd32(ip + 40));
+            hash = hash_mix(hash, ld32(ip + 40));
     }
-    hash ^= hash >> 16;
-    hash *= 0x85ebca6bu;
-    hash ^= hash >> 13;
-    return (uint16_t)(VXLAN_SPORT_MIN + (hash % VXLAN_SPORT_RANGE));
+    return (uint16_t)(VXLAN_SPORT_MIN + (hash_finish(hash) % VXLAN_SPORT_RANGE));
 }
 
 /* ---------------------------------------------------------------- VTEP table */

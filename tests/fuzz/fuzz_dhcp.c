@@ -49,16 +49,6 @@ static struct conf conf;
 static struct l3_net_state *st;
 static struct promise promised[256]; /* by the address's last byte */
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 static void setup(void)
 {
     static const char *const net[] = {

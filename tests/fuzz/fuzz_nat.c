@@ -37,11 +37,6 @@ static struct pkt batch[FW_BATCH];
 static unsigned csum_in[FW_BATCH];
 static uint64_t sent;
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* Checksum state of p as it would be on the wire (offload completed). */
 static unsigned pkt_csum_state(const struct pkt *p)
 {

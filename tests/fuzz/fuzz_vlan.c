@@ -44,11 +44,6 @@ static size_t in_len[FW_BATCH];
 static unsigned emitted[FW_BATCH];
 static unsigned in_port;
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* A trunk with no list carries all VLANs, untagged = native (VLAN 0 when
  * unset); with a list only those and native; untagged frames only with a
  * native VLAN or no list. VLAN 4095 is reserved. */

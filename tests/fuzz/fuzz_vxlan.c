@@ -29,11 +29,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define HDR_LEN (2 + 4 * 5)
 #define DGRAM_MAX 4096
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 static bool in_dgram(const struct pkt *p, const uint8_t *d, uint32_t len)
 {
     for (unsigned i = 0; i < p->nsegs; i++)

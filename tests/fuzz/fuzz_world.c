@@ -236,11 +236,6 @@ uint16_t fw_csum(const uint8_t *d, size_t len, uint32_t sum)
     return (uint16_t)~s;
 }
 
-static unsigned rd16(const uint8_t *p)
-{
-    return (unsigned)p[0] << 8 | p[1];
-}
-
 /* The pseudo-header sum of an IPv4 header for an L4 segment of len bytes. */
 static uint32_t pseudo_sum(const uint8_t *ip, size_t len)
 {

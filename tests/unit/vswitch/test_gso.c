@@ -13,16 +13,6 @@
 
 static uint8_t frame[70000];
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)rd16(p) << 16 | rd16(p + 2);
-}
-
 static uint32_t sum(const uint8_t *p, size_t n, uint32_t s)
 {
     for (size_t i = 0; i + 1 < n; i += 2)

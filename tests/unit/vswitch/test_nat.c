@@ -175,13 +175,6 @@ static void test_icmp_all_zero_checksum(void **state)
     assert_int_equal(p.head[36] | p.head[37], 0);
 }
 
-static uint32_t rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
-}
-
 static void set_ttl_frag(struct pkt *p, uint8_t ttl, uint16_t frag)
 {
     uint8_t *ip = p->head + 14;
