@@ -71,6 +71,29 @@ static bool port_type_supported(enum port_type t)
 
 /* ---- small parsers ---- */
 
+int conf_next_pair(const char **s, char sep, char *buf, size_t size, char **key, char **val)
+{
+    size_t len = strcspn(*s, ",");
+    char *at;
+
+    if (!**s)
+        return 0;
+    if (!len || len >= size)
+        return -1;
+    memcpy(buf, *s, len);
+    buf[len] = '\0';
+    at = strchr(buf, sep);
+    if (!at)
+        return -1;
+    *at = '\0';
+    *key = buf;
+    *val = at + 1;
+    *s += len;
+    if (**s == ',' && !*++*s)
+        return -1;
+    return 1;
+}
+
 bool conf_parse_uint(const char *s, unsigned long min, unsigned long max,
                      unsigned long *out)
 {
@@ -557,20 +580,12 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
         q->has_vni = true;
         return 0;
     }
-    for (const char *p = s; *p;) {
-        char item[40], *colon;
-        size_t len = strcspn(p, ",");
+    char item[40], *vni, *vl;
+    const char *p = s;
+    int r;
+    while ((r = conf_next_pair(&p, ':', item, sizeof item, &vni, &vl)) > 0) {
         unsigned long vlan;
-
-        if (!len || len >= sizeof item)
-            goto bad;
-        memcpy(item, p, len);
-        item[len] = '\0';
-        colon = strchr(item, ':');
-        if (!colon)
-            goto bad;
-        *colon = '\0';
-        if (!conf_parse_uint(item, 0, VNI_MAX, &n) || !conf_parse_uint(colon + 1, 1, VLAN_MAX, &vlan))
+        if (!conf_parse_uint(vni, 0, VNI_MAX, &n) || !conf_parse_uint(vl, 1, VLAN_MAX, &vlan))
             goto bad;
         for (unsigned i = 0; i < q->n_vni_map; i++)
             if (q->vni_map[i].vni == n || q->vni_map[i].vlan == vlan)
@@ -583,10 +598,9 @@ static int parse_vni(const char *s, struct conf_port *q, char *err, size_t errle
         q->vni_map[q->n_vni_map].vni = (uint32_t)n;
         q->vni_map[q->n_vni_map].vlan = (uint16_t)vlan;
         q->n_vni_map++;
-        p += len;
-        if (*p == ',' && !*++p)
-            goto bad;
     }
+    if (r < 0)
+        goto bad;
     q->vni = q->vni_map[0].vni;
     q->has_vni = true;
     return 0;

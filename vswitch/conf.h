@@ -185,6 +185,12 @@ int conf_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 bool conf_parse_uint(const char *s, unsigned long min, unsigned long max,
                      unsigned long *out);
 
+/* The next item of a comma-separated list of KEY<sep>VALUE pairs at *s,
+ * copied into buf (size bytes) and split there: *key and *val point into buf;
+ * *s moves past the item and its comma. 1: an item; 0: the end; -1: an empty,
+ * too long or separator-less item, or a trailing comma. */
+int conf_next_pair(const char **s, char sep, char *buf, size_t size, char **key, char **val);
+
 /* VLAN membership (used by the datapath snapshot builder too): may frames of
  * VLAN vid (1..4094, or 0 = untagged VLAN 0) cross this port? access: vid is
  * the tag; trunk: vid is in trunks (or trunks_all) or is the native VLAN. */

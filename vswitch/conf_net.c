@@ -103,28 +103,21 @@ static bool is_host(const struct conf_net *n, uint32_t ip)
 /* "MAC=IP,MAC=IP" */
 static int parse_reserve(struct conf_net *n, const char *v, char *err, size_t errlen)
 {
+    char item[64], *mac, *ip;
+    const char *p = v;
+    int r;
+
     n->n_reserve = 0;
-    while (*v) {
-        char item[64], *eq;
-        size_t len = strcspn(v, ",");
-        struct conf_reservation r;
-        if (!len || len >= sizeof item)
-            goto bad;
-        memcpy(item, v, len);
-        item[len] = '\0';
-        eq = strchr(item, '=');
-        if (!eq)
-            goto bad;
-        *eq = '\0';
-        if (!parse_mac6(item, r.mac) || !parse_ip4(eq + 1, &r.ip))
+    while ((r = conf_next_pair(&p, '=', item, sizeof item, &mac, &ip)) > 0) {
+        struct conf_reservation res;
+        if (!parse_mac6(mac, res.mac) || !parse_ip4(ip, &res.ip))
             goto bad;
         if (n->n_reserve == CONF_RESERVE_MAX)
             return conf_fail(err, errlen, -EINVAL, "more than %d reservations", CONF_RESERVE_MAX);
-        n->reserve[n->n_reserve++] = r;
-        v += len;
-        if (*v == ',')
-            v++;
+        n->reserve[n->n_reserve++] = res;
     }
+    if (r < 0)
+        goto bad;
     return 0;
 bad:
     return conf_fail(err, errlen, -EINVAL,
