@@ -122,8 +122,15 @@ class Ovs:
         except h.Fail as e:
             raise h.Fail(f"{e}: {last[0] if last else ''}")
 
-    def start(self, a, b, args):
-        self.dir = h.tempdir("vs-ovs-")
+    ns = None  # a harness NetNS to run in (bench/vxlan.py's OvsVxlan), or the host
+
+    def _ns(self):
+        return self.ns.name if self.ns else None
+
+    def launch(self, prefix):
+        """ovsdb-server and ovs-vswitchd (DPDK, its PMD alone on MID_CPU) with a
+        run, log and db directory of their own; prefix names it and DPDK's files."""
+        self.dir = h.tempdir(f"vs-{prefix}-")
         self.env = dict(os.environ, OVS_RUNDIR=self.dir, OVS_LOGDIR=self.dir,
                         OVS_DBDIR=self.dir, OVS_SYSCONFDIR=self.dir)
         db = os.path.join(self.dir, "conf.db")
@@ -131,12 +138,13 @@ class Ovs:
         h.sh(["ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"])
         self.db = h.Proc(["ovsdb-server", db, f"--remote=punix:{self.sock}",
                           f"--pidfile={self.dir}/ovsdb-server.pid", "--unixctl",
-                          f"{self.dir}/ovsdb-server.ctl"], "ovsdb-server", env=self.env)
+                          f"{self.dir}/ovsdb-server.ctl"], "ovsdb-server", env=self.env,
+                         ns=self._ns())
         h.wait_for(lambda: os.path.exists(self.sock), 10, "ovsdb-server socket")
         self.vsctl("--no-wait", "init")
         # OVS adds --in-memory, which DPDK refuses with --no-huge: OVS needs hugepages.
         ensure_hugepages(1024)
-        extra = "--no-pci --file-prefix=vsbovs --iova-mode=va --single-file-segments"
+        extra = f"--no-pci --file-prefix={prefix} --iova-mode=va --single-file-segments"
         self.vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
                    f'other_config:dpdk-extra="{extra}"', "other_config:dpdk-socket-mem=1024",
                    f"other_config:pmd-cpu-mask={1 << MID_CPU:#x}")
@@ -144,7 +152,10 @@ class Ovs:
                                 f"unix:{self.sock}", f"--pidfile={self.dir}/ovs-vswitchd.pid",
                                 "--unixctl", f"{self.dir}/ovs-vswitchd.ctl",
                                 f"--log-file={self.dir}/ovs-vswitchd.log"],
-                               "ovs-vswitchd", env=self.env)
+                               "ovs-vswitchd", env=self.env, ns=self._ns())
+
+    def start(self, a, b, args):
+        self.launch("vsbovs")
         try:
             self.vsctl("--timeout=60", "add-br", "br0", "--", "set", "bridge", "br0",
                        "datapath_type=netdev", timeout=70)
@@ -165,7 +176,8 @@ class Ovs:
             raise h.Fail(f"{str(e).splitlines()[0]}\novs-vswitchd log:\n{tail}")
 
     def vsctl(self, *a, timeout=30):
-        return h.sh(["ovs-vsctl", f"--db=unix:{self.sock}"] + list(a), timeout=timeout)
+        return h.sh(["ovs-vsctl", f"--db=unix:{self.sock}"] + list(a), timeout=timeout,
+                    ns=self._ns())
 
     def connected(self):
         return self.vswitchd.alive()

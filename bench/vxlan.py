@@ -100,10 +100,6 @@ class OvsVxlan(lb.Ovs):
     name = "ovs-vxlan"
     frontend_server = True
 
-    def vsctl(self, *a, timeout=30):
-        return h.sh(["ovs-vsctl", f"--db=unix:{self.sock}"] + list(a), timeout=timeout,
-                    ns=self.ns.name)
-
     def appctl(self, *a):
         return h.sh(["ovs-appctl", "-t", f"{self.dir}/ovs-vswitchd.ctl"] + list(a),
                     ns=self.ns.name)
@@ -116,28 +112,7 @@ class OvsVxlan(lb.Ovs):
 
     def start(self, a, b, args):
         self.ns = h.NetNS()
-        self.dir = h.tempdir("vs-ovsvx-")
-        self.env = dict(os.environ, OVS_RUNDIR=self.dir, OVS_LOGDIR=self.dir,
-                        OVS_DBDIR=self.dir, OVS_SYSCONFDIR=self.dir)
-        db = os.path.join(self.dir, "conf.db")
-        self.sock = os.path.join(self.dir, "db.sock")
-        h.sh(["ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"])
-        self.db = h.Proc(["ovsdb-server", db, f"--remote=punix:{self.sock}",
-                          f"--pidfile={self.dir}/ovsdb-server.pid", "--unixctl",
-                          f"{self.dir}/ovsdb-server.ctl"], "ovsdb-server", env=self.env,
-                         ns=self.ns.name)
-        h.wait_for(lambda: os.path.exists(self.sock), 10, "ovsdb-server socket")
-        self.vsctl("--no-wait", "init")
-        lb.ensure_hugepages(1024)
-        extra = "--no-pci --file-prefix=vsbovsvx --iova-mode=va --single-file-segments"
-        self.vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
-                   f'other_config:dpdk-extra="{extra}"', "other_config:dpdk-socket-mem=1024",
-                   f"other_config:pmd-cpu-mask={1 << lb.MID_CPU:#x}")
-        self.vswitchd = h.Proc(["taskset", "-c", str(lb.MID_CPU), self.DPDK_BIN,
-                                f"unix:{self.sock}", f"--pidfile={self.dir}/ovs-vswitchd.pid",
-                                "--unixctl", f"{self.dir}/ovs-vswitchd.ctl",
-                                f"--log-file={self.dir}/ovs-vswitchd.log"],
-                               "ovs-vswitchd", env=self.env, ns=self.ns.name)
+        self.launch("vsbovsvx")
         ips = ("198.18.0.1", "198.18.0.2")
         macs = ("02:00:c6:12:00:01", "02:00:c6:12:00:02")
         try:
