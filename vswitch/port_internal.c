@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "port_tap.h"
+#include "uplink.h"
 
 static int set_address(const char *ifname, const char *cidr, char *err, size_t errlen)
 {
@@ -58,50 +59,10 @@ out:
 
 int port_uplink_addr_of(struct port *p, uint32_t *addr_be, uint8_t *prefix_len)
 {
-    struct nl_sock *sk = NULL;
-    struct nl_cache *cache = NULL;
-    struct nl_object *o;
-    unsigned idx;
-    int r = -1;
-
-    if (p->conf.ip[0]) {
-        char buf[64];
-        const char *sl = strchr(p->conf.ip, '/');
-        struct in_addr a;
-        if (!sl || (size_t)(sl - p->conf.ip) >= sizeof buf)
-            return -1;
-        memcpy(buf, p->conf.ip, (size_t)(sl - p->conf.ip));
-        buf[sl - p->conf.ip] = '\0';
-        if (inet_pton(AF_INET, buf, &a) != 1)
-            return -1; /* an IPv6 ip= is no NAT address */
-        *addr_be = a.s_addr;
-        *prefix_len = (uint8_t)atoi(sl + 1);
+    if (uplink_addr_from_conf(&p->conf, addr_be, prefix_len) == 0)
         return 0;
-    }
     /* learned: the interface's first IPv4 address in our namespace */
-    idx = if_nametoindex(port_tap_ifname(p));
-    if (!idx)
-        return -1;
-    sk = nl_socket_alloc();
-    if (!sk || nl_connect(sk, NETLINK_ROUTE) < 0 ||
-        rtnl_addr_alloc_cache(sk, &cache) < 0)
-        goto out;
-    for (o = nl_cache_get_first(cache); o && r; o = nl_cache_get_next(o)) {
-        struct rtnl_addr *a = (struct rtnl_addr *)o;
-        struct nl_addr *local = rtnl_addr_get_local(a);
-        if (rtnl_addr_get_ifindex(a) != (int)idx || rtnl_addr_get_family(a) != AF_INET ||
-            !local || nl_addr_get_len(local) != 4)
-            continue;
-        memcpy(addr_be, nl_addr_get_binary_addr(local), 4);
-        *prefix_len = (uint8_t)rtnl_addr_get_prefixlen(a);
-        r = 0;
-    }
-out:
-    if (cache)
-        nl_cache_free(cache);
-    if (sk)
-        nl_socket_free(sk);
-    return r;
+    return uplink_addr_of_ifname(port_tap_ifname(p), addr_be, prefix_len);
 }
 
 static int internal_open(struct port *p, const struct conf_port *c,
