@@ -9,7 +9,7 @@ BUILD_PKGS="build-essential meson ninja-build pkg-config libevent-dev libjansson
  liburcu-dev libcmocka-dev libnl-3-dev libnl-route-3-dev libbpf-dev libxdp-dev libpcap-dev
  libdpdk-dev libcap-ng-dev libseccomp-dev"
 RUN_PKGS="dpdk dpdk-dev util-linux qemu-system-x86 busybox-static iperf3 iputils-ping lz4 iptables tcpdump tshark python3-scapy iproute2
- socat jq cpio kmod clang etcd-server"
+ socat jq cpio kmod clang etcd-server curl"
 # The nested-KVM host (tests/e2e/nested.py, bench/boot.py): QEMU TCG outer guest; inside
 # it QEMU as an inner VMM needs its firmware (SeaBIOS for -M pc, qboot/linuxboot for
 # -M microvm and -kernel); the KVM modules come from the cloud kernel .deb that
