@@ -194,6 +194,38 @@ class Ovs:
 # ---------------------------------------------------------------- one measurement
 
 
+def run_rounds(middles, rounds, one, verbose=False):
+    """Every round measures each middle once, in turn, so that all of them see
+    the same machine: one(middle) -> (Mpps, details, note for the log). A
+    failed measurement is None in results and its first line in errors.
+    Returns (results, details, errors), each {middle name: [per round]}."""
+    results = {m.name: [] for m in middles}
+    details = {m.name: [] for m in middles}
+    errors = {m.name: [] for m in middles}
+    for r in range(rounds):
+        for m in middles:
+            try:
+                mpps, extra, note = one(m)
+                log(f"round {r + 1}: {m.name:13s} {mpps:7.2f} Mpps {note}")
+            except (Exception, h.Fail) as e:
+                mpps, extra = None, {}
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                errors[m.name].append(first)
+                log(f"round {r + 1}: {m.name:13s} FAILED: {first}")
+                if verbose:
+                    log(str(e))
+            results[m.name].append(mpps)
+            details[m.name].append(extra)
+            h.cleanup()
+    return results, details, errors
+
+
+def medians(results):
+    """Median Mpps per middle over its rounds that did not fail (0.0: none)."""
+    return {n: statistics.median(ok) if (ok := [x for x in v if x is not None]) else 0.0
+            for n, v in results.items()}
+
+
 def measure(middle, args, probe=None):
     """Mpps (generator's total Rx rate over args.seconds) for one middle. With
     probe (a function returning a counter, e.g. the middle's CPU seconds), its
@@ -262,24 +294,12 @@ def main():
         want = args.only.split(",")
         middles = [m for m in middles if m.name in want]
 
-    results = {m.name: [] for m in middles}
-    errors = {m.name: [] for m in middles}
-    for r in range(args.rounds):
-        for m in middles:
-            try:
-                mpps, _, shown = measure(m, args)
-                log(f"round {r + 1}: {m.name:9s} {mpps:7.2f} Mpps (testpmd Rx-pps {shown:.2f})")
-            except (Exception, h.Fail) as e:
-                mpps = 0.0
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                errors[m.name].append(first)
-                log(f"round {r + 1}: {m.name:9s} FAILED: {first}")
-                if args.verbose:
-                    log(str(e))
-            results[m.name].append(mpps)
-            h.cleanup()
+    def one(m):
+        mpps, _, shown = measure(m, args)
+        return mpps, {}, f"(testpmd Rx-pps {shown:.2f})"
 
-    med = {n: statistics.median(v) if v else 0.0 for n, v in results.items()}
+    results, _, errors = run_rounds(middles, args.rounds, one, args.verbose)
+    med = medians(results)
     ceil = med.get("ceiling") or 0.0
     ratios = {n: (med[n] / ceil if ceil else None) for n in med if n != "ceiling"}
     out = {"unit": "Mpps", "seconds": args.seconds, "rounds": args.rounds,
@@ -299,7 +319,8 @@ def main():
                                           "        -")
         fail_mark = "  (failed)" if errors[n] and med[n] == 0 else \
             ("  (some rounds failed)" if errors[n] else "")
-        print(f"{n:10s} " + "".join(f"{x:10.2f}" for x in v) + f"{med[n]:10.2f}   {ratio}"
+        print(f"{n:10s} " + "".join("    failed" if x is None else f"{x:10.2f}" for x in v)
+              + f"{med[n]:10.2f}   {ratio}"
               + fail_mark)
     for n, e in errors.items():
         if e:

@@ -259,28 +259,12 @@ def main():
     if args.only:
         middles = [m for m in middles if m.name in args.only.split(",")]
 
-    results = {m.name: [] for m in middles}
-    info = {m.name: [] for m in middles}
-    errors = {m.name: [] for m in middles}
-    for r in range(args.rounds):
-        for m in middles:
-            try:
-                mpps, extra = measure(m, args)
-                log(f"round {r + 1}: {m.name:13s} {mpps:7.2f} Mpps {extra}")
-            except (Exception, h.Fail) as e:
-                mpps, extra = None, {}
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                errors[m.name].append(first)
-                log(f"round {r + 1}: {m.name:13s} FAILED: {first}")
-                if args.verbose:
-                    log(str(e))
-            results[m.name].append(mpps)
-            info[m.name].append(extra)
-            h.cleanup()
+    def one(m):
+        mpps, extra = measure(m, args)
+        return mpps, extra, str(extra)
 
-    # failed rounds (None) are left out of the medians
-    med = {n: statistics.median(ok) if (ok := [x for x in v if x is not None]) else 0.0
-           for n, v in results.items()}
+    results, info, errors = loopback.run_rounds(middles, args.rounds, one, args.verbose)
+    med = loopback.medians(results)  # failed rounds (None) are left out
     # Mpps per CPU-second the middle got: steadier than Mpps when others share CPU 1
     per_cpu = {n: [x / d["middle_cpu"] for x, d in zip(v, info[n])
                    if x is not None and d.get("middle_cpu")]

@@ -138,7 +138,7 @@ class OvsVxlan(lb.Ovs):
                            "type=vxlan", f"options:remote_ip={ips[other]}",
                            "options:key=100")
                 time.sleep(0.5)
-                r = self.appctl_try("ovs/route/add", f"{ips[other]}/32", phy)
+                self.appctl_try("ovs/route/add", f"{ips[other]}/32", phy)
                 self.appctl("tnl/arp/set", phy, ips[other], macs[other])
             # NORMAL floods to the bridges' own tap ports too (a kernel write per
             # frame: the loop's destination MACs are never learned); vswitchd's

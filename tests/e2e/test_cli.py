@@ -82,9 +82,9 @@ def test():
         h.check(rc == 2, f"usage error {args}: exit {rc}, want 2 ({err!r})")
     h.step("usage errors exit 2")
 
-    rc, out, err = subprocess.run([h.VSWITCHCTL, "--socket", "/nonexistent.sock", "show"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, timeout=15).returncode, None, None
+    rc = subprocess.run([h.VSWITCHCTL, "--socket", "/nonexistent.sock", "show"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        timeout=15).returncode
     h.check(rc == 1, f"no daemon: exit {rc}")
     r = subprocess.run([h.VSWITCHCTL, "--socket", "/nonexistent.sock", "show"],
                        stderr=subprocess.PIPE, text=True, timeout=15)

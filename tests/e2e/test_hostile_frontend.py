@@ -15,7 +15,6 @@ still exchange frames, and the refusal was counted (the port's protocol_errors /
 descriptor_errors in `show`, drops by reason in `port-stats`). At the end the
 daemon's fds and mappings are back to what they were before evil connected."""
 import os
-import socket
 import struct
 import threading
 import time
@@ -855,7 +854,7 @@ class Hostile:
         stop = threading.Event()
         bad_addr = ev.mem.gpa(ev.mem.size) + 4096
         n_slots = 32
-        good = hdr_good = vu.net_hdr()
+        hdr_good = vu.net_hdr()
         hdr_bad = vu.net_hdr(vu.HDR_F_NEEDS_CSUM, csum_start=0xFFF0, csum_offset=0xFFFF)
         fr = vu.frame(G2, EV, b"race" + bytes(200))
 

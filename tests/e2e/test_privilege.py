@@ -19,7 +19,6 @@ import pwd
 import socket
 import stat
 import subprocess
-import time
 
 import harness as h
 

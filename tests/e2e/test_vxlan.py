@@ -14,7 +14,6 @@ The guests ping each other across the overlay; H1 (kernel VXLAN on 4789) and H2
 (kernel VXLAN on Linux's default 8472, reaching the mesh through S1) ping the
 guests; tshark decodes the captured underlay as VXLAN with VNI 100 and the I flag,
 nothing malformed, per-flow outer source ports from the dynamic range."""
-import os
 import time
 import re
 import subprocess
@@ -69,7 +68,6 @@ def test():
             sw.ctl("add-port", "br0", "vx8472", "type=vxlan", f"vni={VNI}", "dstport=8472",
                    f"local={UNDER.format(1)}", f"remote={UNDER.format(11)}")
         switches.append(sw)
-    st = switches[0].ctl("show")
     h.step("vswitchd x3: vmN + vx (vni 100, dstport 4789); S1 also vx8472 (dstport 8472)")
 
     cap = h.Capture(u, "ubr", "udp")

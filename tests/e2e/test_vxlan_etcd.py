@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import time
-import urllib.request
 
 import harness as h
 
