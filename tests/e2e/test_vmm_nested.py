@@ -116,7 +116,8 @@ def wait_probe(host, pred, timeout, what):
 
 def test():
     """The outer guest's kernel (TCG's emulation of nested SVM) has been seen to
-    die under the scenario; it then runs once more (nested.retry_if_outer_dies)."""
+    die under the scenario, and an inner guest to reset itself (with QEMU as the
+    inner VMM too); the scenario then runs again (nested.retry_if_outer_dies)."""
     return n.retry_if_outer_dies(scenario, also=n.INNER_RESET)
 
 
